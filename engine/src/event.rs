@@ -1,0 +1,281 @@
+//! The events the engine emits. Every event names the session and token it
+//! belongs to, so the egress can route it to the right client without asking
+//! the engine anything. For one command the events come in a fixed order:
+//! a new order gives `Accepted`, then one `Fill` per execution in price-time
+//! order (with `Canceled` events of self-trade prevention where they happen),
+//! then at most one `Canceled` for an unfilled remainder that may not rest;
+//! a refused command gives exactly one `Rejected`.
+
+use crate::stable_hash::StableHasher;
+use crate::types::{
+    AccountId, InstrumentId, MatchId, OrderId, OrderType, Price, Qty, SessionId, Side, StpMode,
+    TimeInForce, Token,
+};
+
+/// Identifies one order to its owner and to the exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderRef {
+    pub session: SessionId,
+    pub token: Token,
+    pub order_id: OrderId,
+}
+
+/// Which command a `Rejected` answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CommandKind {
+    New = 0,
+    Cancel = 1,
+    Replace = 2,
+    Halt = 3,
+    Resume = 4,
+    SetSelfTradePrevention = 5,
+}
+
+/// Why a command was refused. The numeric codes are stable: they are
+/// journaled, hashed and sent to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RejectReason {
+    UnknownSession = 1,
+    UnknownAccount = 2,
+    UnknownInstrument = 3,
+    InstrumentHalted = 4,
+    QtyZero = 5,
+    QtyAboveMax = 6,
+    PriceZero = 7,
+    PriceOffTick = 8,
+    PriceOutsideBand = 9,
+    MarketOrderWithPrice = 10,
+    PostOnlyNotGtcLimit = 11,
+    PostOnlyWouldMatch = 12,
+    FokNotFillable = 13,
+    DuplicateToken = 14,
+    UnknownOrder = 15,
+    OrderTableFull = 16,
+    LevelTableFull = 17,
+}
+
+impl RejectReason {
+    /// Every reason, in code order.
+    pub const ALL: [RejectReason; 17] = [
+        RejectReason::UnknownSession,
+        RejectReason::UnknownAccount,
+        RejectReason::UnknownInstrument,
+        RejectReason::InstrumentHalted,
+        RejectReason::QtyZero,
+        RejectReason::QtyAboveMax,
+        RejectReason::PriceZero,
+        RejectReason::PriceOffTick,
+        RejectReason::PriceOutsideBand,
+        RejectReason::MarketOrderWithPrice,
+        RejectReason::PostOnlyNotGtcLimit,
+        RejectReason::PostOnlyWouldMatch,
+        RejectReason::FokNotFillable,
+        RejectReason::DuplicateToken,
+        RejectReason::UnknownOrder,
+        RejectReason::OrderTableFull,
+        RejectReason::LevelTableFull,
+    ];
+
+    /// A stable snake_case name for reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RejectReason::UnknownSession => "unknown_session",
+            RejectReason::UnknownAccount => "unknown_account",
+            RejectReason::UnknownInstrument => "unknown_instrument",
+            RejectReason::InstrumentHalted => "instrument_halted",
+            RejectReason::QtyZero => "qty_zero",
+            RejectReason::QtyAboveMax => "qty_above_max",
+            RejectReason::PriceZero => "price_zero",
+            RejectReason::PriceOffTick => "price_off_tick",
+            RejectReason::PriceOutsideBand => "price_outside_band",
+            RejectReason::MarketOrderWithPrice => "market_order_with_price",
+            RejectReason::PostOnlyNotGtcLimit => "post_only_not_gtc_limit",
+            RejectReason::PostOnlyWouldMatch => "post_only_would_match",
+            RejectReason::FokNotFillable => "fok_not_fillable",
+            RejectReason::DuplicateToken => "duplicate_token",
+            RejectReason::UnknownOrder => "unknown_order",
+            RejectReason::OrderTableFull => "order_table_full",
+            RejectReason::LevelTableFull => "level_table_full",
+        }
+    }
+}
+
+/// Why an order (or part of it) left the book without trading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CancelReason {
+    /// The owning session asked.
+    Requested = 1,
+    /// The remainder of an IOC, FOK or market order, which never rests.
+    ImmediateRemainder = 2,
+    /// Self-trade prevention.
+    SelfTrade = 3,
+}
+
+/// One output of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A new order passed validation and was given its order id.
+    Accepted {
+        order: OrderRef,
+        account: AccountId,
+        instrument: InstrumentId,
+        side: Side,
+        order_type: OrderType,
+        time_in_force: TimeInForce,
+        post_only: bool,
+        price: Price,
+        qty: Qty,
+    },
+    /// A command was refused; the book is unchanged.
+    Rejected {
+        session: SessionId,
+        token: Token,
+        command: CommandKind,
+        reason: RejectReason,
+    },
+    /// One execution. The price is the resting (maker) order's price.
+    Fill {
+        match_id: MatchId,
+        instrument: InstrumentId,
+        price: Price,
+        qty: Qty,
+        taker: OrderRef,
+        taker_side: Side,
+        maker: OrderRef,
+        /// The maker's remaining quantity after this fill; 0 means it is gone.
+        maker_qty_open: Qty,
+    },
+    /// Quantity left the book without trading.
+    Canceled {
+        order: OrderRef,
+        qty: Qty,
+        reason: CancelReason,
+    },
+    /// A replace took effect. `order` is the order after the replace (new
+    /// token, new order id); if `priority_kept` is false it re-entered and
+    /// `Fill` events may follow with it as the taker.
+    Replaced {
+        previous: OrderRef,
+        order: OrderRef,
+        instrument: InstrumentId,
+        side: Side,
+        price: Price,
+        qty_open_before: Qty,
+        qty: Qty,
+        priority_kept: bool,
+    },
+    /// An instrument was halted or resumed.
+    InstrumentStatus {
+        instrument: InstrumentId,
+        halted: bool,
+    },
+    /// An account's self-trade prevention mode was set.
+    SelfTradePreventionSet { account: AccountId, mode: StpMode },
+}
+
+impl OrderRef {
+    #[inline]
+    fn hash_into(&self, hasher: &mut StableHasher) {
+        hasher.write_u64(self.session.0 as u64);
+        hasher.write_u128(self.token.value());
+        hasher.write_u64(self.order_id.0);
+    }
+}
+
+impl Event {
+    /// Feeds the event into a hasher word by word, tag first, so that equal
+    /// event streams hash equally on every machine.
+    #[inline]
+    pub fn hash_into(&self, hasher: &mut StableHasher) {
+        match *self {
+            Event::Accepted {
+                order,
+                account,
+                instrument,
+                side,
+                order_type,
+                time_in_force,
+                post_only,
+                price,
+                qty,
+            } => {
+                hasher.write_u64(1);
+                order.hash_into(hasher);
+                hasher.write_u64(account.0 as u64);
+                hasher.write_u64(
+                    (instrument.0 as u64) << 32
+                        | (side as u64) << 24
+                        | (order_type as u64) << 16
+                        | (time_in_force as u64) << 8
+                        | post_only as u64,
+                );
+                hasher.write_u64(price);
+                hasher.write_u64(qty as u64);
+            }
+            Event::Rejected {
+                session,
+                token,
+                command,
+                reason,
+            } => {
+                hasher.write_u64(2);
+                hasher.write_u64(session.0 as u64);
+                hasher.write_u128(token.value());
+                hasher.write_u64((command as u64) << 8 | reason as u64);
+            }
+            Event::Fill {
+                match_id,
+                instrument,
+                price,
+                qty,
+                taker,
+                taker_side,
+                maker,
+                maker_qty_open,
+            } => {
+                hasher.write_u64(3);
+                hasher.write_u64(match_id.0);
+                hasher.write_u64((instrument.0 as u64) << 8 | taker_side as u64);
+                hasher.write_u64(price);
+                hasher.write_u64((qty as u64) << 32 | maker_qty_open as u64);
+                taker.hash_into(hasher);
+                maker.hash_into(hasher);
+            }
+            Event::Canceled { order, qty, reason } => {
+                hasher.write_u64(4);
+                order.hash_into(hasher);
+                hasher.write_u64((qty as u64) << 8 | reason as u64);
+            }
+            Event::Replaced {
+                previous,
+                order,
+                instrument,
+                side,
+                price,
+                qty_open_before,
+                qty,
+                priority_kept,
+            } => {
+                hasher.write_u64(5);
+                previous.hash_into(hasher);
+                order.hash_into(hasher);
+                hasher.write_u64(
+                    (instrument.0 as u64) << 16 | (side as u64) << 8 | priority_kept as u64,
+                );
+                hasher.write_u64(price);
+                hasher.write_u64((qty_open_before as u64) << 32 | qty as u64);
+            }
+            Event::InstrumentStatus { instrument, halted } => {
+                hasher.write_u64(6);
+                hasher.write_u64((instrument.0 as u64) << 8 | halted as u64);
+            }
+            Event::SelfTradePreventionSet { account, mode } => {
+                hasher.write_u64(7);
+                hasher.write_u64((account.0 as u64) << 8 | mode as u64);
+            }
+        }
+    }
+}

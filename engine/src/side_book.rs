@@ -1,0 +1,295 @@
+//! The books of all instruments: for each instrument and side, a doubly
+//! linked list of price levels sorted best first, each level a FIFO of
+//! orders. A price index maps (instrument, side, price) to its level, so
+//! adding to an existing level, removing an order, removing an empty level
+//! and reading the best price are all O(1). Only a brand-new level must find
+//! its place in the list: it probes a few neighbouring ticks in the price
+//! index for an existing level to start from, and otherwise walks from the
+//! end of the list nearer in price; the walk is bounded by `levels_max`.
+
+use crate::config::InstrumentSpec;
+use crate::open_table::OpenTable;
+use crate::order_pool::{Level, Order, Slab, NIL};
+use crate::types::{Price, Side};
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// How many neighbouring ticks on each side a new level probes for an
+/// existing level before falling back to a walk.
+const NEIGHBOUR_PROBES: u64 = 8;
+
+/// One side of one instrument's book.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SideBook {
+    pub best: u32,
+    pub worst: u32,
+    pub level_count: u32,
+}
+
+impl SideBook {
+    const EMPTY: SideBook = SideBook {
+        best: NIL,
+        worst: NIL,
+        level_count: 0,
+    };
+}
+
+/// One instrument: its rules, its trading state and both sides of its book.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstrumentBook {
+    pub spec: InstrumentSpec,
+    pub halted: bool,
+    pub sides: [SideBook; 2],
+}
+
+/// Every instrument's book and the pools their levels and orders live in.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug)]
+pub struct Books {
+    pub instruments: Vec<InstrumentBook>,
+    pub orders: Slab<Order>,
+    pub levels: Slab<Level>,
+    price_index: OpenTable,
+}
+
+#[inline]
+fn price_key(instrument: u32, side: Side, price: Price) -> u128 {
+    (instrument as u128) << 65 | (side as u128) << 64 | price as u128
+}
+
+impl Books {
+    pub fn new(specs: &[InstrumentSpec], orders_max: u32, levels_max: u32) -> Books {
+        Books {
+            instruments: specs
+                .iter()
+                .map(|spec| InstrumentBook {
+                    spec: *spec,
+                    halted: false,
+                    sides: [SideBook::EMPTY; 2],
+                })
+                .collect(),
+            orders: Slab::with_capacity(orders_max),
+            levels: Slab::with_capacity(levels_max),
+            price_index: OpenTable::with_capacity(levels_max),
+        }
+    }
+
+    /// Bytes held by the pools and the price index.
+    pub fn bytes(&self) -> usize {
+        self.orders.capacity() as usize * std::mem::size_of::<Order>()
+            + self.levels.capacity() as usize * std::mem::size_of::<Level>()
+            + self.price_index.bytes()
+    }
+
+    #[inline]
+    pub fn side(&self, instrument: u32, side: Side) -> &SideBook {
+        &self.instruments[instrument as usize].sides[side.index()]
+    }
+
+    #[inline]
+    fn side_mut(&mut self, instrument: u32, side: Side) -> &mut SideBook {
+        &mut self.instruments[instrument as usize].sides[side.index()]
+    }
+
+    /// The best level of a side, or `NIL`.
+    #[inline]
+    pub fn best(&self, instrument: u32, side: Side) -> u32 {
+        self.side(instrument, side).best
+    }
+
+    #[inline]
+    pub fn find_level(&self, instrument: u32, side: Side, price: Price) -> Option<u32> {
+        self.price_index.get(price_key(instrument, side, price))
+    }
+
+    /// True if both sides have levels and the best bid is at or above the
+    /// best ask. Must never hold between commands.
+    #[inline]
+    pub fn is_crossed(&self, instrument: u32) -> bool {
+        let bid = self.best(instrument, Side::Buy);
+        let ask = self.best(instrument, Side::Sell);
+        bid != NIL && ask != NIL && self.levels.get(bid).price >= self.levels.get(ask).price
+    }
+
+    /// The level at `price`, created (and linked into place) if absent.
+    /// `None` only if the level pool is full.
+    pub fn find_or_insert_level(
+        &mut self,
+        instrument: u32,
+        side: Side,
+        price: Price,
+    ) -> Option<u32> {
+        if let Some(level) = self.find_level(instrument, side, price) {
+            return Some(level);
+        }
+        let (better, worse) = self.locate(instrument, side, price);
+        let level = self.levels.allocate(Level {
+            price,
+            qty_total: 0,
+            head: NIL,
+            tail: NIL,
+            better,
+            worse,
+            order_count: 0,
+            instrument,
+            side,
+        })?;
+        let inserted = self
+            .price_index
+            .insert(price_key(instrument, side, price), level);
+        assert!(
+            inserted,
+            "price index holds as many entries as the level pool"
+        );
+        if better == NIL {
+            self.side_mut(instrument, side).best = level;
+        } else {
+            self.levels.get_mut(better).worse = level;
+        }
+        if worse == NIL {
+            self.side_mut(instrument, side).worst = level;
+        } else {
+            self.levels.get_mut(worse).better = level;
+        }
+        self.side_mut(instrument, side).level_count += 1;
+        Some(level)
+    }
+
+    /// The neighbours (better, worse) between which a new level at `price`
+    /// belongs. The price must not have a level yet.
+    fn locate(&self, instrument: u32, side: Side, price: Price) -> (u32, u32) {
+        let side_book = *self.side(instrument, side);
+        if side_book.best == NIL {
+            return (NIL, NIL);
+        }
+        let best_price = self.levels.get(side_book.best).price;
+        if side.is_better(price, best_price) {
+            return (NIL, side_book.best);
+        }
+        let worst_price = self.levels.get(side_book.worst).price;
+        if side.is_better(worst_price, price) {
+            return (side_book.worst, NIL);
+        }
+        let tick = self.instruments[instrument as usize].spec.tick_size;
+        for steps in 1..=NEIGHBOUR_PROBES {
+            let distance = tick.saturating_mul(steps);
+            let (better_price, worse_price) = match side {
+                Side::Buy => (price.checked_add(distance), price.checked_sub(distance)),
+                Side::Sell => (price.checked_sub(distance), price.checked_add(distance)),
+            };
+            if let Some(level) = better_price.and_then(|p| self.find_level(instrument, side, p)) {
+                return self.walk_worse_from(level, side, price);
+            }
+            if let Some(level) = worse_price.and_then(|p| self.find_level(instrument, side, p)) {
+                return self.walk_better_from(level, side, price);
+            }
+        }
+        if best_price.abs_diff(price) <= worst_price.abs_diff(price) {
+            self.walk_worse_from(side_book.best, side, price)
+        } else {
+            self.walk_better_from(side_book.worst, side, price)
+        }
+    }
+
+    /// From a level better than `price`, walks towards worse levels.
+    fn walk_worse_from(&self, mut level: u32, side: Side, price: Price) -> (u32, u32) {
+        loop {
+            let worse = self.levels.get(level).worse;
+            if worse == NIL || side.is_better(price, self.levels.get(worse).price) {
+                return (level, worse);
+            }
+            level = worse;
+        }
+    }
+
+    /// From a level worse than `price`, walks towards better levels.
+    fn walk_better_from(&self, mut level: u32, side: Side, price: Price) -> (u32, u32) {
+        loop {
+            let better = self.levels.get(level).better;
+            if better == NIL || side.is_better(self.levels.get(better).price, price) {
+                return (better, level);
+            }
+            level = better;
+        }
+    }
+
+    /// Unlinks an empty level from its side and returns it to the pool.
+    fn remove_level(&mut self, level: u32) {
+        let removed = *self.levels.get(level);
+        debug_assert_eq!(removed.order_count, 0);
+        let (instrument, side) = (removed.instrument, removed.side);
+        if removed.better == NIL {
+            self.side_mut(instrument, side).best = removed.worse;
+        } else {
+            self.levels.get_mut(removed.better).worse = removed.worse;
+        }
+        if removed.worse == NIL {
+            self.side_mut(instrument, side).worst = removed.better;
+        } else {
+            self.levels.get_mut(removed.worse).better = removed.better;
+        }
+        self.side_mut(instrument, side).level_count -= 1;
+        let indexed = self
+            .price_index
+            .remove(price_key(instrument, side, removed.price));
+        debug_assert_eq!(indexed, Some(level));
+        self.levels.release(level);
+    }
+
+    /// Puts an order (already in the order pool) at the back of a level.
+    #[inline]
+    pub fn append_order(&mut self, level: u32, slot: u32) {
+        let tail = self.levels.get(level).tail;
+        let qty = {
+            let order = self.orders.get_mut(slot);
+            order.level = level;
+            order.prev = tail;
+            order.next = NIL;
+            order.qty_open
+        };
+        if tail == NIL {
+            self.levels.get_mut(level).head = slot;
+        } else {
+            self.orders.get_mut(tail).next = slot;
+        }
+        let level_entry = self.levels.get_mut(level);
+        level_entry.tail = slot;
+        level_entry.order_count += 1;
+        level_entry.qty_total += qty as u64;
+    }
+
+    /// Takes an order out of its level (removing the level if it empties);
+    /// the order keeps its pool slot.
+    #[inline]
+    pub fn unlink_order(&mut self, slot: u32) {
+        let order = *self.orders.get(slot);
+        if order.prev == NIL {
+            self.levels.get_mut(order.level).head = order.next;
+        } else {
+            self.orders.get_mut(order.prev).next = order.next;
+        }
+        if order.next == NIL {
+            self.levels.get_mut(order.level).tail = order.prev;
+        } else {
+            self.orders.get_mut(order.next).prev = order.prev;
+        }
+        let level = self.levels.get_mut(order.level);
+        level.order_count -= 1;
+        level.qty_total -= order.qty_open as u64;
+        if level.order_count == 0 {
+            self.remove_level(order.level);
+        }
+        let order = self.orders.get_mut(slot);
+        order.level = NIL;
+        order.prev = NIL;
+        order.next = NIL;
+    }
+
+    /// Lowers a resting order's open quantity in place, keeping its priority.
+    #[inline]
+    pub fn reduce_order(&mut self, slot: u32, by: u32) {
+        let order = self.orders.get_mut(slot);
+        debug_assert!(by < order.qty_open);
+        order.qty_open -= by;
+        let level = order.level;
+        self.levels.get_mut(level).qty_total -= by as u64;
+    }
+}

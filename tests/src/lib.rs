@@ -1,0 +1,1 @@
+//! `lockstep-tests`: integration tests across crates live in `tests/tests/`.
