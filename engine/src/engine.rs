@@ -243,7 +243,7 @@ impl Engine {
         let spec = &self.books.instruments[instrument as usize].spec;
         if price == 0 {
             Err(RejectReason::PriceZero)
-        } else if price % spec.tick_size != 0 {
+        } else if !price.is_multiple_of(spec.tick_size) {
             Err(RejectReason::PriceOffTick)
         } else if price < spec.band_min || price > spec.band_max {
             Err(RejectReason::PriceOutsideBand)
