@@ -784,6 +784,7 @@ impl Engine {
         {
             return Err("table sizes disagree with the configuration".to_string());
         }
-        Ok(())
+        self.books.check_links()?;
+        self.token_index.check_shape("token index")
     }
 }

@@ -22,6 +22,11 @@ impl Engine {
                 let mut previous_price = None;
                 let mut count = 0u32;
                 while level_index != NIL {
+                    if count >= books.levels.capacity() {
+                        return Err(format!(
+                            "instrument {instrument} {side:?}: level list is cyclic"
+                        ));
+                    }
                     let level = books.levels.get(level_index);
                     let place =
                         format!("instrument {instrument} {side:?} level at {}", level.price);
@@ -42,6 +47,9 @@ impl Engine {
                     let (mut qty_total, mut order_count, mut slot, mut previous_slot) =
                         (0u64, 0u32, level.head, NIL);
                     while slot != NIL {
+                        if order_count >= books.orders.capacity() {
+                            return Err(format!("{place}: order list is cyclic"));
+                        }
                         let order = books.orders.get(slot);
                         if order.prev != previous_slot || order.level != level_index {
                             return Err(format!("{place}: order slot {slot} has broken links"));

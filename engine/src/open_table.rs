@@ -64,6 +64,24 @@ impl OpenTable {
             + self.values.len() * std::mem::size_of::<u32>()
     }
 
+    /// Checks the table's own arithmetic (slot count, mask, shift, fill),
+    /// so that probing a restored table can neither index out of bounds nor
+    /// probe forever.
+    pub fn check_shape(&self, name: &str) -> Result<(), String> {
+        let slots = self.keys.len() as u64;
+        let shape_ok = slots.is_power_of_two()
+            && self.values.len() as u64 == slots
+            && self.mask == slots - 1
+            && self.shift == 64 - slots.trailing_zeros()
+            && slots >= 2 * self.len_max as u64
+            && self.len <= self.len_max;
+        let filled = self.values.iter().filter(|&&value| value != EMPTY).count();
+        if !shape_ok || filled != self.len as usize {
+            return Err(format!("{name}: table shape or fill count is inconsistent"));
+        }
+        Ok(())
+    }
+
     #[inline]
     pub fn get(&self, key: u128) -> Option<u32> {
         let mut slot = self.home_slot(key);

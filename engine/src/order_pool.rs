@@ -160,6 +160,36 @@ impl<T: SlabItem> Slab<T> {
         self.live -= 1;
     }
 
+    /// Walks the free list: every link in range, no cycle, and exactly
+    /// `capacity - live` free slots.
+    pub fn check_free_list(&self, name: &str) -> Result<(), String> {
+        let capacity = self.capacity();
+        if self.live > capacity {
+            return Err(format!(
+                "{name}: {} live slots in a pool of {capacity}",
+                self.live
+            ));
+        }
+        let mut free = 0u32;
+        let mut index = self.free_head;
+        while index != NIL {
+            if index >= capacity || free >= capacity - self.live {
+                return Err(format!(
+                    "{name}: free list is out of range, cyclic or too long"
+                ));
+            }
+            free += 1;
+            index = self.items[index as usize].free_link();
+        }
+        if free != capacity - self.live {
+            return Err(format!(
+                "{name}: {free} free slots listed, {} expected",
+                capacity - self.live
+            ));
+        }
+        Ok(())
+    }
+
     #[inline]
     pub fn get(&self, index: u32) -> &T {
         &self.items[index as usize]

@@ -293,3 +293,50 @@ impl Books {
         self.levels.get_mut(level).qty_total -= by as u64;
     }
 }
+
+impl Books {
+    /// Checks that every link of every slot, used or free, is `NIL` or in
+    /// range, and that the free lists are sound, so that walking the books
+    /// can never index out of bounds or loop forever. Used on restore.
+    pub fn check_links(&self) -> Result<(), String> {
+        let orders_max = self.orders.capacity();
+        let levels_max = self.levels.capacity();
+        let in_range = |link: u32, max: u32| link == NIL || link < max;
+        for (slot, order) in self.orders.items.iter().enumerate() {
+            if !(in_range(order.prev, orders_max)
+                && in_range(order.next, orders_max)
+                && in_range(order.level, levels_max))
+            {
+                return Err(format!("order slot {slot} has a link out of range"));
+            }
+        }
+        for (slot, level) in self.levels.items.iter().enumerate() {
+            let links_ok = [level.head, level.tail]
+                .iter()
+                .all(|&link| in_range(link, orders_max))
+                && [level.better, level.worse]
+                    .iter()
+                    .all(|&link| in_range(link, levels_max));
+            if !links_ok || level.instrument as usize >= self.instruments.len() {
+                return Err(format!("level slot {slot} has a link out of range"));
+            }
+        }
+        for (instrument, book) in self.instruments.iter().enumerate() {
+            for side_book in &book.sides {
+                if !(in_range(side_book.best, levels_max) && in_range(side_book.worst, levels_max))
+                {
+                    return Err(format!(
+                        "instrument {instrument}: best or worst level out of range"
+                    ));
+                }
+            }
+        }
+        self.orders.check_free_list("order pool")?;
+        self.levels.check_free_list("level pool")?;
+        self.price_index.check_shape("price index")?;
+        if self.price_index.len() != self.levels.live() {
+            return Err("price index and level pool disagree on the number of levels".to_string());
+        }
+        Ok(())
+    }
+}

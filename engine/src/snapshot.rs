@@ -9,7 +9,22 @@ use crate::engine::Engine;
 use std::fmt;
 
 const MAGIC: [u8; 8] = *b"LKSNAP01";
-const HEADER_BYTES: usize = 32;
+const HEADER_BYTES: usize = 40;
+
+/// A checksum of the payload, so a flipped bit anywhere is refused before
+/// the archive is even read.
+fn payload_checksum(payload: &[u8]) -> u64 {
+    let mut hasher = crate::stable_hash::StableHasher::new();
+    let mut chunks = payload.chunks_exact(8);
+    for chunk in &mut chunks {
+        hasher.write_u64(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hasher.write_u64(u64::from_le_bytes(tail));
+    hasher.write_u64(payload.len() as u64);
+    hasher.finish()
+}
 
 /// What a snapshot says about itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +40,7 @@ pub enum SnapshotError {
     TooShort { bytes: usize },
     BadMagic,
     LengthMismatch { declared: u64, actual: u64 },
+    ChecksumMismatch { declared: u64, computed: u64 },
     Archive(String),
     Invariant(String),
     StateHashMismatch { declared: u64, computed: u64 },
@@ -38,6 +54,10 @@ impl fmt::Display for SnapshotError {
             SnapshotError::LengthMismatch { declared, actual } => {
                 write!(f, "snapshot: header declares {declared} payload bytes but {actual} follow")
             }
+            SnapshotError::ChecksumMismatch { declared, computed } => write!(
+                f,
+                "snapshot: payload checksum {computed:016x} differs from the recorded {declared:016x} (damaged file)"
+            ),
             SnapshotError::Archive(problem) => write!(f, "snapshot: archive invalid: {problem}"),
             SnapshotError::Invariant(problem) => write!(f, "snapshot: restored state is inconsistent: {problem}"),
             SnapshotError::StateHashMismatch { declared, computed } => write!(
@@ -60,6 +80,7 @@ impl Engine {
         bytes.extend_from_slice(&seq.to_le_bytes());
         bytes.extend_from_slice(&self.state_hash().to_le_bytes());
         bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&payload_checksum(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);
         bytes
     }
