@@ -116,7 +116,20 @@ impl Engine {
 
     /// Bytes of every table the engine allocated at construction.
     pub fn table_bytes(&self) -> usize {
-        self.books.bytes() + self.token_index.bytes() + self.stp_modes.len()
+        self.books.order_bytes() + self.books.level_bytes() + self.token_index.bytes() + self.stp_modes.len()
+    }
+
+    /// Bytes the engine reserves for each resting order it can hold: the
+    /// order's pool slot and its share of the (session, token) index. Levels
+    /// are counted apart, per level, by [`Engine::bytes_per_level`].
+    pub fn bytes_per_resting_order(&self) -> usize {
+        (self.books.order_bytes() + self.token_index.bytes()) / self.config.orders_max as usize
+    }
+
+    /// Bytes the engine reserves for each price level it can hold: the
+    /// level's pool slot and its share of the price index.
+    pub fn bytes_per_level(&self) -> usize {
+        self.books.level_bytes() / self.config.levels_max as usize
     }
 
     /// The best price and total quantity of one side, if any.
@@ -137,7 +150,7 @@ impl Engine {
 
     /// A live order of a session, by its token.
     pub fn order(&self, session: SessionId, token: Token) -> Option<OrderView> {
-        let slot = self.token_index.get(order_key(session, token))?;
+        let slot = self.find_slot(order_key(session, token))?;
         let order = self.books.orders.get(slot);
         let level = self.books.levels.get(order.level);
         Some(OrderView {
@@ -292,9 +305,7 @@ impl Engine {
         {
             return Err(RejectReason::PostOnlyNotGtcLimit);
         }
-        if self
-            .token_index
-            .get(order_key(order.session, order.token))
+        if self.find_slot(order_key(order.session, order.token))
             .is_some()
         {
             return Err(RejectReason::DuplicateToken);
@@ -486,6 +497,20 @@ impl Engine {
         );
     }
 
+    /// The pool slot of the live order with this (session, token) key.
+    #[inline]
+    pub(crate) fn find_slot(&self, key: u128) -> Option<u32> {
+        let orders = &self.books.orders;
+        self.token_index.get(key, |slot| orders.get(slot).key)
+    }
+
+    /// Drops a key from the token index; the order must still carry it.
+    #[inline]
+    fn unindex(&mut self, key: u128) -> Option<u32> {
+        let orders = &self.books.orders;
+        self.token_index.remove(key, |slot| orders.get(slot).key)
+    }
+
     #[inline]
     fn take_order_id(&mut self) -> OrderId {
         let id = OrderId(self.next_order_id);
@@ -498,7 +523,7 @@ impl Engine {
     #[inline]
     fn remove_order(&mut self, slot: u32) {
         let key = self.books.orders.get(slot).key;
-        let removed = self.token_index.remove(key);
+        let removed = self.unindex(key);
         debug_assert_eq!(removed, Some(slot));
         self.books.unlink_order(slot);
         self.books.orders.release(slot);
@@ -623,8 +648,7 @@ impl Engine {
         if session.0 >= self.config.sessions_max {
             return Err(RejectReason::UnknownSession);
         }
-        self.token_index
-            .get(order_key(session, token))
+        self.find_slot(order_key(session, token))
             .ok_or(RejectReason::UnknownOrder)
     }
 
@@ -639,9 +663,7 @@ impl Engine {
         self.check_qty(instrument, replace.qty)?;
         self.check_limit_price(instrument, replace.price)?;
         if replace.new_token != replace.token
-            && self
-                .token_index
-                .get(order_key(replace.session, replace.new_token))
+            && self.find_slot(order_key(replace.session, replace.new_token))
                 .is_some()
         {
             return Err(RejectReason::DuplicateToken);
@@ -695,7 +717,7 @@ impl Engine {
                 self.books.reduce_order(slot, before.qty_open - replace.qty);
             }
             if new_key != before.key {
-                self.token_index.remove(before.key);
+                self.unindex(before.key);
                 let indexed = self.token_index.insert(new_key, slot);
                 assert!(indexed, "a slot was freed just before");
             }
@@ -719,7 +741,7 @@ impl Engine {
         }
         // Losing priority: the order leaves the book, keeps its pool slot,
         // and re-enters as an incoming order at the new price.
-        self.token_index.remove(before.key);
+        self.unindex(before.key);
         self.books.unlink_order(slot);
         self.emit(
             sink,
@@ -785,6 +807,6 @@ impl Engine {
             return Err("table sizes disagree with the configuration".to_string());
         }
         self.books.check_links()?;
-        self.token_index.check_shape("token index")
+        self.token_index.check_shape("token index", self.config.orders_max)
     }
 }

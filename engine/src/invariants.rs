@@ -60,7 +60,7 @@ impl Engine {
                                 order.order_id
                             ));
                         }
-                        if self.token_index.get(order.key) != Some(slot) {
+                        if self.find_slot(order.key) != Some(slot) {
                             return Err(format!(
                                 "{place}: order {} missing from the token index",
                                 order.order_id

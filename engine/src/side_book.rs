@@ -55,6 +55,13 @@ fn price_key(instrument: u32, side: Side, price: Price) -> u128 {
     (instrument as u128) << 65 | (side as u128) << 64 | price as u128
 }
 
+/// The price-index key of the level in `slot`.
+#[inline]
+fn level_key(levels: &Slab<Level>, slot: u32) -> u128 {
+    let level = levels.get(slot);
+    price_key(level.instrument, level.side, level.price)
+}
+
 impl Books {
     pub fn new(specs: &[InstrumentSpec], orders_max: u32, levels_max: u32) -> Books {
         Books {
@@ -72,11 +79,14 @@ impl Books {
         }
     }
 
-    /// Bytes held by the pools and the price index.
-    pub fn bytes(&self) -> usize {
+    /// Bytes of the order pool.
+    pub fn order_bytes(&self) -> usize {
         self.orders.capacity() as usize * std::mem::size_of::<Order>()
-            + self.levels.capacity() as usize * std::mem::size_of::<Level>()
-            + self.price_index.bytes()
+    }
+
+    /// Bytes of the level pool and the price index.
+    pub fn level_bytes(&self) -> usize {
+        self.levels.capacity() as usize * std::mem::size_of::<Level>() + self.price_index.bytes()
     }
 
     #[inline]
@@ -97,7 +107,8 @@ impl Books {
 
     #[inline]
     pub fn find_level(&self, instrument: u32, side: Side, price: Price) -> Option<u32> {
-        self.price_index.get(price_key(instrument, side, price))
+        let levels = &self.levels;
+        self.price_index.get(price_key(instrument, side, price), |slot| level_key(levels, slot))
     }
 
     /// True if both sides have levels and the best bid is at or above the
@@ -227,9 +238,8 @@ impl Books {
             self.levels.get_mut(removed.worse).better = removed.better;
         }
         self.side_mut(instrument, side).level_count -= 1;
-        let indexed = self
-            .price_index
-            .remove(price_key(instrument, side, removed.price));
+        let levels = &self.levels;
+        let indexed = self.price_index.remove(price_key(instrument, side, removed.price), |slot| level_key(levels, slot));
         debug_assert_eq!(indexed, Some(level));
         self.levels.release(level);
     }
@@ -333,7 +343,7 @@ impl Books {
         }
         self.orders.check_free_list("order pool")?;
         self.levels.check_free_list("level pool")?;
-        self.price_index.check_shape("price index")?;
+        self.price_index.check_shape("price index", levels_max)?;
         if self.price_index.len() != self.levels.live() {
             return Err("price index and level pool disagree on the number of levels".to_string());
         }
