@@ -1,3 +1,3 @@
-//! `lockstep-sequencer` will own the sequencer, the journal, the broadcast
-//! ring, the replica runner, egress, snapshots and recovery (issue 3). It is
-//! an empty member of the workspace until then: nothing here pretends to work.
+//! `lockstep-sequencer`: the sequencer, the journal, the broadcast ring, the
+//! replica runner, egress, snapshots and recovery. Each part lives in its own
+//! module, small enough to read in one sitting.
