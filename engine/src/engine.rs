@@ -202,9 +202,7 @@ impl Engine {
 
     #[inline]
     fn emit<S: FnMut(&Event)>(&mut self, sink: &mut S, event: Event) {
-        let mut hasher = StableHasher::resume(self.event_hash);
-        event.hash_into(&mut hasher);
-        self.event_hash = hasher.finish();
+        self.event_hash = crate::stable_hash::roll(self.event_hash, event.fingerprint());
         self.events_emitted += 1;
         sink(&event);
     }

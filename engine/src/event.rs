@@ -6,7 +6,7 @@
 //! then at most one `Canceled` for an unfilled remainder that may not rest;
 //! a refused command gives exactly one `Rejected`.
 
-use crate::stable_hash::StableHasher;
+use crate::stable_hash::WordSum;
 use crate::types::{
     AccountId, InstrumentId, MatchId, OrderId, OrderType, Price, Qty, SessionId, Side, StpMode,
     TimeInForce, Token,
@@ -178,7 +178,7 @@ pub enum Event {
 
 impl OrderRef {
     #[inline]
-    fn hash_into(&self, hasher: &mut StableHasher) {
+    fn hash_into(&self, hasher: &mut WordSum) {
         hasher.write_u64(self.session.0 as u64);
         hasher.write_u128(self.token.value());
         hasher.write_u64(self.order_id.0);
@@ -186,10 +186,18 @@ impl OrderRef {
 }
 
 impl Event {
-    /// Feeds the event into a hasher word by word, tag first, so that equal
-    /// event streams hash equally on every machine.
+    /// A 64-bit fingerprint of the event, from its fields word by word, tag
+    /// first, the same on every machine. The engine rolls these into its
+    /// event hash.
     #[inline]
-    pub fn hash_into(&self, hasher: &mut StableHasher) {
+    pub fn fingerprint(&self) -> u64 {
+        let mut hasher = WordSum::default();
+        self.hash_into(&mut hasher);
+        hasher.finish()
+    }
+
+    #[inline]
+    fn hash_into(&self, hasher: &mut WordSum) {
         match *self {
             Event::Accepted {
                 order,
