@@ -20,8 +20,6 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// (halt, resume, self-trade prevention settings).
 pub const ADMIN_SESSION: SessionId = SessionId(u16::MAX);
 
-const TOKEN_MASK: u128 = (1u128 << 112) - 1;
-
 #[inline]
 fn order_key(session: SessionId, token: Token) -> u128 {
     (session.0 as u128) << 112 | token.value()
@@ -31,7 +29,7 @@ fn order_key(session: SessionId, token: Token) -> u128 {
 fn order_ref(order: &Order) -> OrderRef {
     OrderRef {
         session: SessionId((order.key >> 112) as u16),
-        token: Token::new(order.key & TOKEN_MASK).expect("masked to 112 bits"),
+        token: Token::from_key(order.key),
         order_id: OrderId(order.order_id),
     }
 }
@@ -116,7 +114,10 @@ impl Engine {
 
     /// Bytes of every table the engine allocated at construction.
     pub fn table_bytes(&self) -> usize {
-        self.books.order_bytes() + self.books.level_bytes() + self.token_index.bytes() + self.stp_modes.len()
+        self.books.order_bytes()
+            + self.books.level_bytes()
+            + self.token_index.bytes()
+            + self.stp_modes.len()
     }
 
     /// Bytes the engine reserves for each resting order it can hold: the
@@ -254,7 +255,7 @@ impl Engine {
         let spec = &self.books.instruments[instrument as usize].spec;
         if price == 0 {
             Err(RejectReason::PriceZero)
-        } else if !price.is_multiple_of(spec.tick_size) {
+        } else if spec.tick_size != 1 && !price.is_multiple_of(spec.tick_size) {
             Err(RejectReason::PriceOffTick)
         } else if price < spec.band_min || price > spec.band_max {
             Err(RejectReason::PriceOutsideBand)
@@ -303,7 +304,8 @@ impl Engine {
         {
             return Err(RejectReason::PostOnlyNotGtcLimit);
         }
-        if self.find_slot(order_key(order.session, order.token))
+        if self
+            .find_slot(order_key(order.session, order.token))
             .is_some()
         {
             return Err(RejectReason::DuplicateToken);
@@ -461,7 +463,8 @@ impl Engine {
                     .orders
                     .allocate(resting)
                     .expect("capacity checked before matching");
-                self.rest(slot, instrument, order.side, order.price);
+                self.rest(slot, instrument, order.side, order.price, NIL);
+                self.index(slot);
             } else {
                 self.emit(
                     sink,
@@ -481,12 +484,17 @@ impl Engine {
 
     /// Links an allocated order into its level and the token index.
     #[inline]
-    fn rest(&mut self, slot: u32, instrument: u32, side: Side, price: Price) {
+    fn rest(&mut self, slot: u32, instrument: u32, side: Side, price: Price, hint: u32) {
         let level = self
             .books
-            .find_or_insert_level(instrument, side, price)
+            .find_or_insert_level(instrument, side, price, hint)
             .expect("level capacity checked before matching");
         self.books.append_order(level, slot);
+    }
+
+    /// Adds a resting order's key to the token index.
+    #[inline]
+    fn index(&mut self, slot: u32) {
         let key = self.books.orders.get(slot).key;
         let indexed = self.token_index.insert(key, slot);
         assert!(
@@ -527,10 +535,38 @@ impl Engine {
         self.books.orders.release(slot);
     }
 
-    /// Matches an incoming order against the opposite side.
+    /// Matches an incoming order against the opposite side. Most orders do
+    /// not cross, so that test is made here, inline, before the full match.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn match_incoming<S: FnMut(&Event)>(
+        &mut self,
+        instrument: u32,
+        side: Side,
+        limit: Option<Price>,
+        qty: Qty,
+        taker: OrderRef,
+        account: u32,
+        mode: StpMode,
+        sink: &mut S,
+    ) -> MatchOutcome {
+        let can_trade = match limit {
+            Some(limit) => self.would_cross(instrument, side, limit),
+            None => self.books.best(instrument, side.opposite()) != NIL,
+        };
+        if !can_trade {
+            return MatchOutcome {
+                qty_remaining: qty,
+                stopped_by_self_trade: false,
+            };
+        }
+        self.match_crossing(instrument, side, limit, qty, taker, account, mode, sink)
+    }
+
+    /// The full match of an order that crosses the opposite best level.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn match_crossing<S: FnMut(&Event)>(
         &mut self,
         instrument: u32,
         side: Side,
@@ -661,7 +697,8 @@ impl Engine {
         self.check_qty(instrument, replace.qty)?;
         self.check_limit_price(instrument, replace.price)?;
         if replace.new_token != replace.token
-            && self.find_slot(order_key(replace.session, replace.new_token))
+            && self
+                .find_slot(order_key(replace.session, replace.new_token))
                 .is_some()
         {
             return Err(RejectReason::DuplicateToken);
@@ -738,8 +775,24 @@ impl Engine {
             return;
         }
         // Losing priority: the order leaves the book, keeps its pool slot,
-        // and re-enters as an incoming order at the new price.
-        self.unindex(before.key);
+        // and re-enters as an incoming order at the new price. Its old level
+        // (or that level's neighbour, if the order was alone there) is the
+        // hint for finding the new level: matching only touches the other
+        // side, so the hint is still live when the order rests again.
+        let old_level = *self.books.levels.get(before.level);
+        let hint = if old_level.order_count > 1 {
+            before.level
+        } else if old_level.better != NIL {
+            old_level.better
+        } else {
+            old_level.worse
+        };
+        // With the token unchanged the index entry can stay: it names the
+        // same slot, and nothing looks tokens up while this command runs.
+        let token_changes = new_key != before.key;
+        if token_changes {
+            self.unindex(before.key);
+        }
         self.books.unlink_order(slot);
         self.emit(
             sink,
@@ -777,13 +830,19 @@ impl Engine {
                     },
                 );
             }
+            if !token_changes {
+                self.unindex(before.key);
+            }
             self.books.orders.release(slot);
         } else {
             let order = self.books.orders.get_mut(slot);
             order.key = new_key;
             order.order_id = order_id.0;
             order.qty_open = remaining;
-            self.rest(slot, instrument, side, replace.price);
+            self.rest(slot, instrument, side, replace.price, hint);
+            if token_changes {
+                self.index(slot);
+            }
         }
         assert!(
             !self.books.is_crossed(instrument),
@@ -805,6 +864,7 @@ impl Engine {
             return Err("table sizes disagree with the configuration".to_string());
         }
         self.books.check_links()?;
-        self.token_index.check_shape("token index", self.config.orders_max)
+        self.token_index
+            .check_shape("token index", self.config.orders_max)
     }
 }

@@ -6,7 +6,7 @@
 //! then at most one `Canceled` for an unfilled remainder that may not rest;
 //! a refused command gives exactly one `Rejected`.
 
-use crate::stable_hash::WordSum;
+use crate::stable_hash::fingerprint_words;
 use crate::types::{
     AccountId, InstrumentId, MatchId, OrderId, OrderType, Price, Qty, SessionId, Side, StpMode,
     TimeInForce, Token,
@@ -177,27 +177,21 @@ pub enum Event {
 }
 
 impl OrderRef {
-    #[inline]
-    fn hash_into(&self, hasher: &mut WordSum) {
-        hasher.write_u64(self.session.0 as u64);
-        hasher.write_u128(self.token.value());
-        hasher.write_u64(self.order_id.0);
+    /// The order reference as two words: the session and token packed
+    /// together (16 + 112 bits), and the order id.
+    #[inline(always)]
+    fn words(&self) -> (u64, u64, u64) {
+        let key = (self.session.0 as u128) << 112 | self.token.value();
+        (key as u64, (key >> 64) as u64, self.order_id.0)
     }
 }
 
 impl Event {
-    /// A 64-bit fingerprint of the event, from its fields word by word, tag
-    /// first, the same on every machine. The engine rolls these into its
-    /// event hash.
+    /// A 64-bit fingerprint of the event: its fields packed into at most
+    /// nine words, tag first, the same on every machine. The engine rolls
+    /// these into its event hash.
     #[inline]
     pub fn fingerprint(&self) -> u64 {
-        let mut hasher = WordSum::default();
-        self.hash_into(&mut hasher);
-        hasher.finish()
-    }
-
-    #[inline]
-    fn hash_into(&self, hasher: &mut WordSum) {
         match *self {
             Event::Accepted {
                 order,
@@ -210,18 +204,20 @@ impl Event {
                 price,
                 qty,
             } => {
-                hasher.write_u64(1);
-                order.hash_into(hasher);
-                hasher.write_u64(account.0 as u64);
-                hasher.write_u64(
+                let (key_low, key_high, order_id) = order.words();
+                fingerprint_words([
+                    1 | (account.0 as u64) << 32,
+                    key_low,
+                    key_high,
+                    order_id,
                     (instrument.0 as u64) << 32
                         | (side as u64) << 24
                         | (order_type as u64) << 16
                         | (time_in_force as u64) << 8
                         | post_only as u64,
-                );
-                hasher.write_u64(price);
-                hasher.write_u64(qty as u64);
+                    price,
+                    qty as u64,
+                ])
             }
             Event::Rejected {
                 session,
@@ -229,10 +225,17 @@ impl Event {
                 command,
                 reason,
             } => {
-                hasher.write_u64(2);
-                hasher.write_u64(session.0 as u64);
-                hasher.write_u128(token.value());
-                hasher.write_u64((command as u64) << 8 | reason as u64);
+                let (key_low, key_high, _) = OrderRef {
+                    session,
+                    token,
+                    order_id: crate::types::OrderId(0),
+                }
+                .words();
+                fingerprint_words([
+                    2 | (command as u64) << 8 | (reason as u64) << 16,
+                    key_low,
+                    key_high,
+                ])
             }
             Event::Fill {
                 match_id,
@@ -244,18 +247,29 @@ impl Event {
                 maker,
                 maker_qty_open,
             } => {
-                hasher.write_u64(3);
-                hasher.write_u64(match_id.0);
-                hasher.write_u64((instrument.0 as u64) << 8 | taker_side as u64);
-                hasher.write_u64(price);
-                hasher.write_u64((qty as u64) << 32 | maker_qty_open as u64);
-                taker.hash_into(hasher);
-                maker.hash_into(hasher);
+                let (taker_low, taker_high, taker_id) = taker.words();
+                let (maker_low, maker_high, maker_id) = maker.words();
+                fingerprint_words([
+                    3 | (taker_side as u64) << 8 | (instrument.0 as u64) << 32,
+                    match_id.0,
+                    price,
+                    (qty as u64) << 32 | maker_qty_open as u64,
+                    taker_low,
+                    taker_high,
+                    taker_id,
+                    maker_low,
+                    maker_high,
+                    maker_id,
+                ])
             }
             Event::Canceled { order, qty, reason } => {
-                hasher.write_u64(4);
-                order.hash_into(hasher);
-                hasher.write_u64((qty as u64) << 8 | reason as u64);
+                let (key_low, key_high, order_id) = order.words();
+                fingerprint_words([
+                    4 | (reason as u64) << 8 | (qty as u64) << 32,
+                    key_low,
+                    key_high,
+                    order_id,
+                ])
             }
             Event::Replaced {
                 previous,
@@ -267,22 +281,27 @@ impl Event {
                 qty,
                 priority_kept,
             } => {
-                hasher.write_u64(5);
-                previous.hash_into(hasher);
-                order.hash_into(hasher);
-                hasher.write_u64(
-                    (instrument.0 as u64) << 16 | (side as u64) << 8 | priority_kept as u64,
-                );
-                hasher.write_u64(price);
-                hasher.write_u64((qty_open_before as u64) << 32 | qty as u64);
+                let (previous_low, previous_high, previous_id) = previous.words();
+                let (key_low, key_high, order_id) = order.words();
+                fingerprint_words([
+                    5 | (side as u64) << 8
+                        | (priority_kept as u64) << 16
+                        | (instrument.0 as u64) << 32,
+                    previous_low,
+                    previous_high,
+                    previous_id,
+                    key_low,
+                    key_high,
+                    order_id,
+                    price,
+                    (qty_open_before as u64) << 32 | qty as u64,
+                ])
             }
             Event::InstrumentStatus { instrument, halted } => {
-                hasher.write_u64(6);
-                hasher.write_u64((instrument.0 as u64) << 8 | halted as u64);
+                fingerprint_words([6 | (halted as u64) << 8 | (instrument.0 as u64) << 32])
             }
             Event::SelfTradePreventionSet { account, mode } => {
-                hasher.write_u64(7);
-                hasher.write_u64((account.0 as u64) << 8 | mode as u64);
+                fingerprint_words([7 | (mode as u64) << 8 | (account.0 as u64) << 32])
             }
         }
     }

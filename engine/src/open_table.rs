@@ -28,10 +28,19 @@ pub struct OpenTable {
 impl OpenTable {
     /// A table for at most `len_max` entries.
     pub fn with_capacity(len_max: u32) -> OpenTable {
-        assert!(len_max > 0 && len_max <= 1 << 30, "open table capacity out of range");
+        assert!(
+            len_max > 0 && len_max <= 1 << 30,
+            "open table capacity out of range"
+        );
         let slots = (len_max as u64 * 2).next_power_of_two().max(2);
         assert!(slots.is_power_of_two() && slots >= 2 * len_max as u64);
-        OpenTable { values: vec![EMPTY; slots as usize], mask: slots - 1, shift: 64 - slots.trailing_zeros(), len: 0, len_max }
+        OpenTable {
+            values: vec![EMPTY; slots as usize],
+            mask: slots - 1,
+            shift: 64 - slots.trailing_zeros(),
+            len: 0,
+            len_max,
+        }
     }
 
     #[inline]
@@ -61,9 +70,14 @@ impl OpenTable {
             && slots >= 2 * self.len_max as u64
             && self.len <= self.len_max;
         let filled = self.values.iter().filter(|&&value| value != EMPTY).count();
-        let values_ok = self.values.iter().all(|&value| value == EMPTY || value < value_limit);
+        let values_ok = self
+            .values
+            .iter()
+            .all(|&value| value == EMPTY || value < value_limit);
         if !shape_ok || !values_ok || filled != self.len as usize {
-            return Err(format!("{name}: table shape, values or fill count is inconsistent"));
+            return Err(format!(
+                "{name}: table shape, values or fill count is inconsistent"
+            ));
         }
         Ok(())
     }

@@ -153,9 +153,9 @@ impl<T: SlabItem> Slab<T> {
     #[inline]
     pub fn release(&mut self, index: u32) {
         debug_assert!(self.live > 0);
-        let item = &mut self.items[index as usize];
-        *item = T::VACANT;
-        item.set_free_link(self.free_head);
+        // Only the free link is written: the stale rest of the slot is never
+        // read again before `allocate` overwrites the whole item.
+        self.items[index as usize].set_free_link(self.free_head);
         self.free_head = index;
         self.live -= 1;
     }

@@ -17,6 +17,17 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// existing level before falling back to a walk.
 const NEIGHBOUR_PROBES: u64 = 8;
 
+/// How many levels a hinted search walks before it falls back to the index.
+const HINT_WALK_MAX: u32 = 16;
+
+/// Where a price belongs in a side's level list.
+enum Located {
+    /// A level at the price exists.
+    Existing(u32),
+    /// A new level belongs between these two (either may be `NIL`).
+    Between(u32, u32),
+}
+
 /// One side of one instrument's book.
 #[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SideBook {
@@ -108,7 +119,10 @@ impl Books {
     #[inline]
     pub fn find_level(&self, instrument: u32, side: Side, price: Price) -> Option<u32> {
         let levels = &self.levels;
-        self.price_index.get(price_key(instrument, side, price), |slot| level_key(levels, slot))
+        self.price_index
+            .get(price_key(instrument, side, price), |slot| {
+                level_key(levels, slot)
+            })
     }
 
     /// True if both sides have levels and the best bid is at or above the
@@ -121,17 +135,26 @@ impl Books {
     }
 
     /// The level at `price`, created (and linked into place) if absent.
-    /// `None` only if the level pool is full.
+    /// `hint` is a live level of the same side near `price` (the level an
+    /// order is moving from), or `NIL`; with a hint the place is found by a
+    /// short walk instead of index probes. `None` only if the pool is full.
     pub fn find_or_insert_level(
         &mut self,
         instrument: u32,
         side: Side,
         price: Price,
+        hint: u32,
     ) -> Option<u32> {
-        if let Some(level) = self.find_level(instrument, side, price) {
-            return Some(level);
-        }
-        let (better, worse) = self.locate(instrument, side, price);
+        let (better, worse) = match self.locate_near(side, price, hint) {
+            Some(Located::Existing(level)) => return Some(level),
+            Some(Located::Between(better, worse)) => (better, worse),
+            None => {
+                if let Some(level) = self.find_level(instrument, side, price) {
+                    return Some(level);
+                }
+                self.locate(instrument, side, price)
+            }
+        };
         let level = self.levels.allocate(Level {
             price,
             qty_total: 0,
@@ -162,6 +185,55 @@ impl Books {
         }
         self.side_mut(instrument, side).level_count += 1;
         Some(level)
+    }
+
+    /// Walks at most `HINT_WALK_MAX` levels from `hint` towards `price`:
+    /// the level at `price` if it exists, else the neighbours a new level
+    /// there would have. `None` if there is no hint or the walk is too long.
+    #[inline]
+    fn locate_near(&self, side: Side, price: Price, hint: u32) -> Option<Located> {
+        if hint == NIL {
+            return None;
+        }
+        let mut level = hint;
+        let hint_price = self.levels.get(hint).price;
+        if hint_price == price {
+            return Some(Located::Existing(hint));
+        }
+        let walking_worse = side.is_better(hint_price, price);
+        for _ in 0..HINT_WALK_MAX {
+            let current = self.levels.get(level);
+            let next = if walking_worse {
+                current.worse
+            } else {
+                current.better
+            };
+            if next == NIL {
+                return Some(if walking_worse {
+                    Located::Between(level, NIL)
+                } else {
+                    Located::Between(NIL, level)
+                });
+            }
+            let next_price = self.levels.get(next).price;
+            if next_price == price {
+                return Some(Located::Existing(next));
+            }
+            let passed = if walking_worse {
+                side.is_better(price, next_price)
+            } else {
+                side.is_better(next_price, price)
+            };
+            if passed {
+                return Some(if walking_worse {
+                    Located::Between(level, next)
+                } else {
+                    Located::Between(next, level)
+                });
+            }
+            level = next;
+        }
+        None
     }
 
     /// The neighbours (better, worse) between which a new level at `price`
@@ -239,7 +311,11 @@ impl Books {
         }
         self.side_mut(instrument, side).level_count -= 1;
         let levels = &self.levels;
-        let indexed = self.price_index.remove(price_key(instrument, side, removed.price), |slot| level_key(levels, slot));
+        let indexed = self
+            .price_index
+            .remove(price_key(instrument, side, removed.price), |slot| {
+                level_key(levels, slot)
+            });
         debug_assert_eq!(indexed, Some(level));
         self.levels.release(level);
     }

@@ -57,12 +57,15 @@ impl StableHasher {
     }
 }
 
-/// One strong round: folds `value` into a rolling `state`.
-#[inline]
+/// Folds an event fingerprint into a rolling hash: rotate, xor, multiply by
+/// an odd constant. Each step is a bijection of the state for a fixed value
+/// and of the value for a fixed state, so a different event anywhere gives a
+/// different state from there on unless a later difference cancels it; the
+/// rotation carries high bits down so that every bit feeds the next steps.
+/// It is three instructions because it runs for every event.
+#[inline(always)]
 pub fn roll(state: u64, value: u64) -> u64 {
-    let mut hasher = StableHasher::resume(state);
-    hasher.write_u64(value);
-    hasher.finish()
+    (state.rotate_left(29) ^ value).wrapping_mul(MULTIPLIER)
 }
 
 /// Odd multipliers, one per word position of an event (the first 64 bits
@@ -87,38 +90,23 @@ const WORD_KEYS: [u64; 16] = [
     0x47B5_481D_BEFA_4FA5,
 ];
 
-/// A cheap fingerprint of up to 16 words: each word times a distinct odd
-/// key, summed. The products are independent, so the processor computes them
-/// in parallel instead of one long dependent chain; a change of any single
-/// word always changes the sum (an odd key is invertible modulo 2^64). The
-/// engine folds each event's fingerprint into its rolling hash with one
-/// strong [`roll`], which keeps the per-event cost to a few nanoseconds.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WordSum {
-    sum: u64,
-    position: usize,
-}
-
-impl WordSum {
-    pub const WORDS_MAX: usize = WORD_KEYS.len();
-
-    #[inline]
-    pub fn write_u64(&mut self, word: u64) {
-        debug_assert!(self.position < Self::WORDS_MAX, "an event has at most 16 words");
-        self.sum = self.sum.wrapping_add(word.wrapping_mul(WORD_KEYS[self.position % Self::WORDS_MAX]));
-        self.position += 1;
+/// A cheap fingerprint of up to 16 words: each word times the odd key of
+/// its position, summed. The products are independent, so the processor
+/// computes them in parallel instead of one long dependent chain, and with
+/// `N` known at compile time the loop unrolls to `N` multiplies and adds. A
+/// change of any single word always changes the sum (an odd key is invertible
+/// modulo 2^64). The engine folds each event's fingerprint into its rolling
+/// hash with one strong [`roll`].
+#[inline(always)]
+pub fn fingerprint_words<const N: usize>(words: [u64; N]) -> u64 {
+    const { assert!(N <= WORD_KEYS.len(), "at most 16 words") };
+    let mut sum: u64 = 0;
+    let mut position = 0;
+    while position < N {
+        sum = sum.wrapping_add(words[position].wrapping_mul(WORD_KEYS[position]));
+        position += 1;
     }
-
-    #[inline]
-    pub fn write_u128(&mut self, word: u128) {
-        self.write_u64(word as u64);
-        self.write_u64((word >> 64) as u64);
-    }
-
-    #[inline]
-    pub fn finish(&self) -> u64 {
-        self.sum
-    }
+    sum
 }
 
 #[cfg(test)]
@@ -151,22 +139,21 @@ mod tests {
     }
 
     #[test]
-    fn word_sum_changes_with_any_single_word_and_with_position() {
+    fn fingerprint_changes_with_any_single_word_and_with_position() {
         let words = [3u64, 0, u64::MAX, 1 << 63];
-        let fingerprint = |words: &[u64]| {
-            let mut sum = WordSum::default();
-            words.iter().for_each(|&word| sum.write_u64(word));
-            sum.finish()
-        };
-        let base = fingerprint(&words);
+        let base = fingerprint_words(words);
         for position in 0..words.len() {
             for bit in [0, 1, 31, 63] {
                 let mut changed = words;
                 changed[position] ^= 1 << bit;
-                assert_ne!(fingerprint(&changed), base, "word {position} bit {bit}");
+                assert_ne!(
+                    fingerprint_words(changed),
+                    base,
+                    "word {position} bit {bit}"
+                );
             }
         }
-        assert_ne!(fingerprint(&[1, 2]), fingerprint(&[2, 1]));
+        assert_ne!(fingerprint_words([1, 2]), fingerprint_words([2, 1]));
     }
 
     #[test]

@@ -65,6 +65,13 @@ impl Token {
         }
     }
 
+    /// The token in the low 112 bits of an order key; the session bits above
+    /// are dropped.
+    #[inline]
+    pub(crate) const fn from_key(key: u128) -> Token {
+        Token(key & ((1u128 << Self::BITS) - 1))
+    }
+
     /// A token from a `u64` (flow CSV order ids); always fits.
     pub const fn from_u64(value: u64) -> Token {
         Token(value as u128)

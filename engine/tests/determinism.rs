@@ -46,4 +46,4 @@ fn state_and_event_hashes_of_a_fixed_flow_are_pinned() {
 
 const PINNED_EVENT_COUNT: usize = 25401;
 const PINNED_STATE_HASH: u64 = 0x8062_ca41_d0ec_daee;
-const PINNED_EVENT_HASH: u64 = 0x1a10_3767_7670_7fc9;
+const PINNED_EVENT_HASH: u64 = 0x383f_ec1a_f660_cc72;
