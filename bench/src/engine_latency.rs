@@ -63,9 +63,16 @@ pub fn timer_pair_ns_p50(samples: usize) -> u64 {
 
 /// Applies `flow` to a fresh engine, timing every command, in `windows`
 /// equal windows.
-pub fn measure(config: &EngineConfig, flow: &[Command], windows: usize) -> Result<LatencyRun, String> {
+pub fn measure(
+    config: &EngineConfig,
+    flow: &[Command],
+    windows: usize,
+) -> Result<LatencyRun, String> {
     if windows == 0 || flow.len() < windows {
-        return Err(format!("cannot split {} commands into {windows} windows", flow.len()));
+        return Err(format!(
+            "cannot split {} commands into {windows} windows",
+            flow.len()
+        ));
     }
     let mut engine = Engine::new(config.clone()).map_err(|error| error.to_string())?;
     let window_len = flow.len() / windows;

@@ -5,9 +5,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod engine_latency;
 pub mod flow;
 pub mod generate;
 pub mod lobster;
+pub mod matchcore_compare;
 
 pub use flow::{
     engine_config_for, flow_to_string, load_flow, parse_record, FlowError, FlowMapper, FlowReader,

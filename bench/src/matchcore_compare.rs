@@ -28,6 +28,11 @@ impl MatchcoreFlow {
     pub fn is_empty(&self) -> bool {
         self.commands.is_empty()
     }
+
+    /// The translated commands, in order.
+    pub fn commands(&self) -> &[mc::Command] {
+        &self.commands
+    }
 }
 
 fn side(side: lockstep_engine::Side) -> mc::Side {
@@ -51,7 +56,11 @@ pub fn translate(flow: &[Command]) -> MatchcoreFlow {
                 order_ids.insert((order.session.0, order.token), mc::OrderId(sequence_number));
                 let quantity = mc::Quantity(order.qty as u64);
                 let new_order = match order.order_type {
-                    OrderType::Market => mc::NewOrder::Market(mc::MarketOrder::new(quantity, side(order.side), false)),
+                    OrderType::Market => mc::NewOrder::Market(mc::MarketOrder::new(
+                        quantity,
+                        side(order.side),
+                        false,
+                    )),
                     OrderType::Limit => {
                         let time_in_force = match order.time_in_force {
                             TimeInForce::Gtc => mc::TimeInForce::Gtc,
@@ -68,11 +77,15 @@ pub fn translate(flow: &[Command]) -> MatchcoreFlow {
                 mc::CommandKind::Submit(mc::SubmitCmd { order: new_order })
             }
             Command::Cancel(cancel) => match order_ids.get(&(cancel.session.0, cancel.token)) {
-                Some(order_id) => mc::CommandKind::Cancel(mc::CancelCmd { order_id: *order_id, order_kind: mc::OrderKind::Limit }),
+                Some(order_id) => mc::CommandKind::Cancel(mc::CancelCmd {
+                    order_id: *order_id,
+                    order_kind: mc::OrderKind::Limit,
+                }),
                 None => continue,
             },
             Command::Replace(replace) => {
-                let Some(order_id) = order_ids.get(&(replace.session.0, replace.token)).copied() else {
+                let Some(order_id) = order_ids.get(&(replace.session.0, replace.token)).copied()
+                else {
                     continue;
                 };
                 if replace.new_token != replace.token {
@@ -83,14 +96,21 @@ pub fn translate(flow: &[Command]) -> MatchcoreFlow {
                     patch: mc::AmendPatch::Limit(
                         mc::LimitOrderPatch::new()
                             .with_price(mc::Price(replace.price))
-                            .with_quantity_policy(mc::QuantityPolicy::Standard { quantity: mc::Quantity(replace.qty as u64) }),
+                            .with_quantity_policy(mc::QuantityPolicy::Standard {
+                                quantity: mc::Quantity(replace.qty as u64),
+                            }),
                     ),
                 })
             }
-            Command::Halt { .. } | Command::Resume { .. } | Command::SetSelfTradePrevention { .. } => continue,
+            Command::Halt { .. }
+            | Command::Resume { .. }
+            | Command::SetSelfTradePrevention { .. } => continue,
         };
         commands.push(mc::Command {
-            meta: mc::CommandMeta { sequence_number: mc::SequenceNumber(sequence_number), timestamp: mc::Timestamp(sequence_number) },
+            meta: mc::CommandMeta {
+                sequence_number: mc::SequenceNumber(sequence_number),
+                timestamp: mc::Timestamp(sequence_number),
+            },
             kind,
         });
     }
@@ -175,11 +195,19 @@ pub fn compare(config: &EngineConfig, flow: &[Command], rounds: usize) -> Compar
     };
     for round in 0..rounds {
         if round % 2 == 0 {
-            comparison.lockstep_ns_per_command.push(time_lockstep(config, flow));
-            comparison.matchcore_ns_per_command.push(time_matchcore(&translated));
+            comparison
+                .lockstep_ns_per_command
+                .push(time_lockstep(config, flow));
+            comparison
+                .matchcore_ns_per_command
+                .push(time_matchcore(&translated));
         } else {
-            comparison.matchcore_ns_per_command.push(time_matchcore(&translated));
-            comparison.lockstep_ns_per_command.push(time_lockstep(config, flow));
+            comparison
+                .matchcore_ns_per_command
+                .push(time_matchcore(&translated));
+            comparison
+                .lockstep_ns_per_command
+                .push(time_lockstep(config, flow));
         }
     }
     comparison
@@ -188,7 +216,9 @@ pub fn compare(config: &EngineConfig, flow: &[Command], rounds: usize) -> Compar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lockstep_engine::{AccountId, CancelOrder, InstrumentId, NewOrder, ReplaceOrder, SessionId, Side};
+    use lockstep_engine::{
+        AccountId, CancelOrder, InstrumentId, NewOrder, ReplaceOrder, SessionId, Side,
+    };
 
     fn new_order(token: u64, side: Side, price: u64) -> Command {
         Command::New(NewOrder {
@@ -210,9 +240,21 @@ mod tests {
         let flow = vec![
             new_order(7, Side::Buy, 100),
             new_order(8, Side::Sell, 105),
-            Command::Replace(ReplaceOrder { session: SessionId(0), token: Token::from_u64(8), new_token: Token::from_u64(8), price: 104, qty: 10 }),
-            Command::Cancel(CancelOrder { session: SessionId(0), token: Token::from_u64(7) }),
-            Command::Cancel(CancelOrder { session: SessionId(0), token: Token::from_u64(99) }),
+            Command::Replace(ReplaceOrder {
+                session: SessionId(0),
+                token: Token::from_u64(8),
+                new_token: Token::from_u64(8),
+                price: 104,
+                qty: 10,
+            }),
+            Command::Cancel(CancelOrder {
+                session: SessionId(0),
+                token: Token::from_u64(7),
+            }),
+            Command::Cancel(CancelOrder {
+                session: SessionId(0),
+                token: Token::from_u64(99),
+            }),
         ];
         let translated = translate(&flow);
         // The cancel of an unknown token has no matchcore counterpart.
@@ -228,7 +270,10 @@ mod tests {
         // matchcore accepts the whole translated flow in sequence.
         let mut book = mc::OrderBook::new("TEST");
         for command in &translated.commands {
-            assert!(matches!(book.execute(command), mc::CommandOutcome::Applied(_)));
+            assert!(matches!(
+                book.execute(command),
+                mc::CommandOutcome::Applied(_)
+            ));
         }
     }
 }

@@ -22,7 +22,7 @@ mod state_hash;
 pub mod types;
 
 pub use command::{CancelOrder, Command, NewOrder, ReplaceOrder};
-pub use config::{ConfigError, EngineConfig, InstrumentSpec};
+pub use config::{ConfigError, EngineConfig, InstrumentSpec, TABLE_CAPACITY_MAX};
 pub use engine::Engine;
 pub use event::{CancelReason, CommandKind, Event, OrderRef, RejectReason};
 pub use snapshot::{Snapshot, SnapshotError};
