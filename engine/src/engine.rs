@@ -6,8 +6,8 @@
 use crate::command::{CancelOrder, Command, NewOrder, ReplaceOrder};
 use crate::config::{ConfigError, EngineConfig};
 use crate::event::{CancelReason, CommandKind, Event, OrderRef, RejectReason};
-use crate::open_table::OpenTable;
-use crate::order_pool::{Order, NIL};
+use crate::open_table::{Homing, OpenTable};
+use crate::order_pool::{Level, Order, NIL};
 use crate::side_book::Books;
 use crate::stable_hash::StableHasher;
 use crate::types::{
@@ -46,6 +46,15 @@ pub struct OrderView {
     pub post_only: bool,
 }
 
+/// What validating a replace read: the order's slot, a copy of the order
+/// and of its level, and whether the replace keeps the order's priority.
+struct ReplaceTarget {
+    slot: u32,
+    order: Order,
+    level: Level,
+    keeps_priority: bool,
+}
+
 /// How a matching pass ended.
 struct MatchOutcome {
     qty_remaining: Qty,
@@ -74,7 +83,7 @@ impl Engine {
         config.validate()?;
         Ok(Engine {
             books: Books::new(&config.instruments, config.orders_max, config.levels_max),
-            token_index: OpenTable::with_capacity(config.orders_max),
+            token_index: OpenTable::with_capacity(config.orders_max, Homing::Scattered),
             stp_modes: vec![StpMode::Off; config.accounts_max as usize],
             next_order_id: 1,
             next_match_id: 1,
@@ -686,10 +695,14 @@ impl Engine {
             .ok_or(RejectReason::UnknownOrder)
     }
 
-    fn validate_replace(&self, replace: &ReplaceOrder) -> Result<u32, RejectReason> {
+    /// Everything that can refuse a replace, in a fixed order. On success it
+    /// hands back what it read (the order's slot, the order and its level),
+    /// so that applying the replace does not look any of it up again.
+    #[inline(always)]
+    fn validate_replace(&self, replace: &ReplaceOrder) -> Result<ReplaceTarget, RejectReason> {
         let slot = self.lookup(replace.session, replace.token)?;
-        let order = self.books.orders.get(slot);
-        let level = self.books.levels.get(order.level);
+        let order = *self.books.orders.get(slot);
+        let level = *self.books.levels.get(order.level);
         let instrument = level.instrument;
         if self.books.instruments[instrument as usize].halted {
             return Err(RejectReason::InstrumentHalted);
@@ -710,21 +723,50 @@ impl Engine {
             }
             // The order's own level is freed when it is the only order there.
             if self.books.levels.is_full()
+                && level.order_count > 1
                 && self
                     .books
                     .find_level(instrument, level.side, replace.price)
                     .is_none()
-                && level.order_count > 1
             {
                 return Err(RejectReason::LevelTableFull);
             }
         }
-        Ok(slot)
+        Ok(ReplaceTarget {
+            slot,
+            order,
+            level,
+            keeps_priority,
+        })
+    }
+
+    /// The `Replaced` event of a replace. It is built where it is emitted:
+    /// built early and kept across other work, it is copied as a block, and
+    /// reading back fields that were just stored one by one stalls the
+    /// processor's store forwarding on every move.
+    #[inline(always)]
+    fn replaced_event(
+        previous: &Order,
+        after: OrderRef,
+        level: &Level,
+        replace: &ReplaceOrder,
+        priority_kept: bool,
+    ) -> Event {
+        Event::Replaced {
+            previous: order_ref(previous),
+            order: after,
+            instrument: InstrumentId(level.instrument),
+            side: level.side,
+            price: replace.price,
+            qty_open_before: previous.qty_open,
+            qty: replace.qty,
+            priority_kept,
+        }
     }
 
     fn apply_replace<S: FnMut(&Event)>(&mut self, replace: &ReplaceOrder, sink: &mut S) {
-        let slot = match self.validate_replace(replace) {
-            Ok(slot) => slot,
+        let target = match self.validate_replace(replace) {
+            Ok(target) => target,
             Err(reason) => {
                 return self.reject(
                     replace.session,
@@ -735,23 +777,26 @@ impl Engine {
                 )
             }
         };
-        let before = *self.books.orders.get(slot);
-        let level = *self.books.levels.get(before.level);
+        let ReplaceTarget {
+            slot,
+            order: before,
+            level,
+            keeps_priority,
+        } = target;
         let (instrument, side) = (level.instrument, level.side);
         let new_key = order_key(replace.session, replace.new_token);
         let order_id = self.take_order_id();
-        let previous = order_ref(&before);
         let after = OrderRef {
             session: replace.session,
             token: replace.new_token,
             order_id,
         };
-        let keeps_priority = replace.price == level.price && replace.qty <= before.qty_open;
+        let token_changes = new_key != before.key;
         if keeps_priority {
             if replace.qty < before.qty_open {
                 self.books.reduce_order(slot, before.qty_open - replace.qty);
             }
-            if new_key != before.key {
+            if token_changes {
                 self.unindex(before.key);
                 let indexed = self.token_index.insert(new_key, slot);
                 assert!(indexed, "a slot was freed just before");
@@ -761,16 +806,38 @@ impl Engine {
             order.order_id = order_id.0;
             self.emit(
                 sink,
-                Event::Replaced {
-                    previous,
-                    order: after,
-                    instrument: InstrumentId(instrument),
-                    side,
-                    price: replace.price,
-                    qty_open_before: before.qty_open,
-                    qty: replace.qty,
-                    priority_kept: true,
-                },
+                Self::replaced_event(&before, after, &level, replace, true),
+            );
+            return;
+        }
+        // The most common move: the order is alone at its level and its new
+        // price neither trades nor passes another level. Leaving and
+        // re-entering would free the level and take the same slot straight
+        // back at the same place in the list, so the level is re-priced where
+        // it stands instead. The result is the same state, slot for slot.
+        if level.order_count == 1
+            && self.books.fits_in_place(&level, replace.price)
+            && !self.would_cross(instrument, side, replace.price)
+        {
+            self.books
+                .reprice_level(before.level, replace.price, replace.qty);
+            if token_changes {
+                self.unindex(before.key);
+            }
+            let order = self.books.orders.get_mut(slot);
+            order.key = new_key;
+            order.order_id = order_id.0;
+            order.qty_open = replace.qty;
+            if token_changes {
+                self.index(slot);
+            }
+            self.emit(
+                sink,
+                Self::replaced_event(&before, after, &level, replace, false),
+            );
+            assert!(
+                !self.books.is_crossed(instrument),
+                "book crossed after a replace"
             );
             return;
         }
@@ -779,33 +846,22 @@ impl Engine {
         // (or that level's neighbour, if the order was alone there) is the
         // hint for finding the new level: matching only touches the other
         // side, so the hint is still live when the order rests again.
-        let old_level = *self.books.levels.get(before.level);
-        let hint = if old_level.order_count > 1 {
+        let hint = if level.order_count > 1 {
             before.level
-        } else if old_level.better != NIL {
-            old_level.better
+        } else if level.better != NIL {
+            level.better
         } else {
-            old_level.worse
+            level.worse
         };
         // With the token unchanged the index entry can stay: it names the
         // same slot, and nothing looks tokens up while this command runs.
-        let token_changes = new_key != before.key;
         if token_changes {
             self.unindex(before.key);
         }
         self.books.unlink_order(slot);
         self.emit(
             sink,
-            Event::Replaced {
-                previous,
-                order: after,
-                instrument: InstrumentId(instrument),
-                side,
-                price: replace.price,
-                qty_open_before: before.qty_open,
-                qty: replace.qty,
-                priority_kept: false,
-            },
+            Self::replaced_event(&before, after, &level, replace, false),
         );
         let mode = self.stp_modes[before.account as usize];
         let outcome = self.match_incoming(
@@ -865,6 +921,9 @@ impl Engine {
         }
         self.books.check_links()?;
         self.token_index
-            .check_shape("token index", self.config.orders_max)
+            .check_shape("token index", self.config.orders_max)?;
+        let orders = &self.books.orders;
+        self.token_index
+            .check_displaced("token index", |slot| orders.get(slot).key)
     }
 }

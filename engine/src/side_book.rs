@@ -8,7 +8,7 @@
 //! end of the list nearer in price; the walk is bounded by `levels_max`.
 
 use crate::config::InstrumentSpec;
-use crate::open_table::OpenTable;
+use crate::open_table::{Homing, OpenTable};
 use crate::order_pool::{Level, Order, Slab, NIL};
 use crate::types::{Price, Side};
 use rkyv::{Archive, Deserialize, Serialize};
@@ -61,6 +61,9 @@ pub struct Books {
     price_index: OpenTable,
 }
 
+/// The price-index key: the price in the low word, where the index's
+/// clustered homing keeps neighbouring prices in neighbouring slots, and the
+/// book (instrument and side) in the high word.
 #[inline]
 fn price_key(instrument: u32, side: Side, price: Price) -> u128 {
     (instrument as u128) << 65 | (side as u128) << 64 | price as u128
@@ -86,7 +89,7 @@ impl Books {
                 .collect(),
             orders: Slab::with_capacity(orders_max),
             levels: Slab::with_capacity(levels_max),
-            price_index: OpenTable::with_capacity(levels_max),
+            price_index: OpenTable::with_capacity(levels_max, Homing::Clustered),
         }
     }
 
@@ -145,15 +148,9 @@ impl Books {
         price: Price,
         hint: u32,
     ) -> Option<u32> {
-        let (better, worse) = match self.locate_near(side, price, hint) {
-            Some(Located::Existing(level)) => return Some(level),
-            Some(Located::Between(better, worse)) => (better, worse),
-            None => {
-                if let Some(level) = self.find_level(instrument, side, price) {
-                    return Some(level);
-                }
-                self.locate(instrument, side, price)
-            }
+        let (better, worse) = match self.locate_with_hint(instrument, side, price, hint) {
+            Located::Existing(level) => return Some(level),
+            Located::Between(better, worse) => (better, worse),
         };
         let level = self.levels.allocate(Level {
             price,
@@ -166,6 +163,36 @@ impl Books {
             instrument,
             side,
         })?;
+        self.attach_level(level, better, worse);
+        Some(level)
+    }
+
+    /// Where `price` belongs on a side: its level, or the neighbours a new
+    /// level there would have. A short walk from `hint` (a live level of the
+    /// side near `price`, or `NIL`) answers most calls; the price index and
+    /// a full [`Books::locate`] answer the rest.
+    #[inline]
+    fn locate_with_hint(&self, instrument: u32, side: Side, price: Price, hint: u32) -> Located {
+        match self.locate_near(side, price, hint) {
+            Some(located) => located,
+            None => match self.find_level(instrument, side, price) {
+                Some(level) => Located::Existing(level),
+                None => {
+                    let (better, worse) = self.locate(instrument, side, price);
+                    Located::Between(better, worse)
+                }
+            },
+        }
+    }
+
+    /// Links a level that is in no list (its price, instrument and side
+    /// already set) between `better` and `worse`, and indexes its price.
+    #[inline]
+    fn attach_level(&mut self, level: u32, better: u32, worse: u32) {
+        let entry = self.levels.get_mut(level);
+        entry.better = better;
+        entry.worse = worse;
+        let (instrument, side, price) = (entry.instrument, entry.side, entry.price);
         let inserted = self
             .price_index
             .insert(price_key(instrument, side, price), level);
@@ -184,7 +211,32 @@ impl Books {
             self.levels.get_mut(worse).better = level;
         }
         self.side_mut(instrument, side).level_count += 1;
-        Some(level)
+    }
+
+    /// Unlinks a level from its side's list and drops its price from the
+    /// index; the slot stays taken, and its contents stay as they were.
+    #[inline]
+    fn detach_level(&mut self, level: u32) {
+        let removed = *self.levels.get(level);
+        let (instrument, side) = (removed.instrument, removed.side);
+        if removed.better == NIL {
+            self.side_mut(instrument, side).best = removed.worse;
+        } else {
+            self.levels.get_mut(removed.better).worse = removed.worse;
+        }
+        if removed.worse == NIL {
+            self.side_mut(instrument, side).worst = removed.better;
+        } else {
+            self.levels.get_mut(removed.worse).better = removed.better;
+        }
+        self.side_mut(instrument, side).level_count -= 1;
+        let levels = &self.levels;
+        let indexed = self
+            .price_index
+            .remove(price_key(instrument, side, removed.price), |slot| {
+                level_key(levels, slot)
+            });
+        debug_assert_eq!(indexed, Some(level));
     }
 
     /// Walks at most `HINT_WALK_MAX` levels from `hint` towards `price`:
@@ -294,29 +346,46 @@ impl Books {
         }
     }
 
+    /// True if a level at `price` would take the place `level` holds in its
+    /// side's list: strictly worse than its better neighbour and strictly
+    /// better than its worse one. No other level can then sit at `price`,
+    /// because the neighbours are adjacent in price order.
+    #[inline]
+    pub fn fits_in_place(&self, level: &Level, price: Price) -> bool {
+        let side = level.side;
+        (level.better == NIL || side.is_better(self.levels.get(level.better).price, price))
+            && (level.worse == NIL || side.is_better(price, self.levels.get(level.worse).price))
+    }
+
+    /// Moves a level that holds a single order of `qty` lots to `price`,
+    /// keeping its slot and its place in the list; the caller has checked
+    /// with [`Books::fits_in_place`] that the place is right for the new
+    /// price. The price index entry moves exactly as a delete and an insert
+    /// would move it, so the index ends up as if the level had been freed
+    /// and taken again.
+    #[inline]
+    pub fn reprice_level(&mut self, level: u32, price: Price, qty: u32) {
+        let current = *self.levels.get(level);
+        debug_assert_eq!(current.order_count, 1);
+        let levels = &self.levels;
+        let indexed = self.price_index.remove(
+            price_key(current.instrument, current.side, current.price),
+            |slot| level_key(levels, slot),
+        );
+        debug_assert_eq!(indexed, Some(level));
+        let entry = self.levels.get_mut(level);
+        entry.price = price;
+        entry.qty_total = qty as u64;
+        let inserted = self
+            .price_index
+            .insert(price_key(current.instrument, current.side, price), level);
+        debug_assert!(inserted, "a price index entry was freed just before");
+    }
+
     /// Unlinks an empty level from its side and returns it to the pool.
     fn remove_level(&mut self, level: u32) {
-        let removed = *self.levels.get(level);
-        debug_assert_eq!(removed.order_count, 0);
-        let (instrument, side) = (removed.instrument, removed.side);
-        if removed.better == NIL {
-            self.side_mut(instrument, side).best = removed.worse;
-        } else {
-            self.levels.get_mut(removed.better).worse = removed.worse;
-        }
-        if removed.worse == NIL {
-            self.side_mut(instrument, side).worst = removed.better;
-        } else {
-            self.levels.get_mut(removed.worse).better = removed.better;
-        }
-        self.side_mut(instrument, side).level_count -= 1;
-        let levels = &self.levels;
-        let indexed = self
-            .price_index
-            .remove(price_key(instrument, side, removed.price), |slot| {
-                level_key(levels, slot)
-            });
-        debug_assert_eq!(indexed, Some(level));
+        debug_assert_eq!(self.levels.get(level).order_count, 0);
+        self.detach_level(level);
         self.levels.release(level);
     }
 
@@ -420,6 +489,9 @@ impl Books {
         self.orders.check_free_list("order pool")?;
         self.levels.check_free_list("level pool")?;
         self.price_index.check_shape("price index", levels_max)?;
+        let levels = &self.levels;
+        self.price_index
+            .check_displaced("price index", |slot| level_key(levels, slot))?;
         if self.price_index.len() != self.levels.live() {
             return Err("price index and level pool disagree on the number of levels".to_string());
         }

@@ -1,9 +1,11 @@
 //! The `lockstep` command: parses the command line with clap and hands each
-//! subcommand to its module (`replay`, `gen`, `import`). This file owns the
-//! process's contract with its caller: a report on stdout, every error as
-//! one line on stderr starting with `lockstep: `, exit status 0 on success,
-//! 1 when the work failed and 2 when the command line was wrong.
+//! subcommand to its module (`replay`, `gen`, `import`, `bench_engine`).
+//! This file owns the process's contract with its caller: a report on
+//! stdout, every error as one line on stderr starting with `lockstep: `, exit
+//! status 0 on success, 1 when the work failed and 2 when the command line
+//! was wrong.
 
+mod bench_engine;
 mod gen;
 mod import;
 mod replay;
@@ -14,7 +16,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 /// Lockstep's command-line tools: replay order flows through the matching
-/// engine, generate synthetic flows and import real market data.
+/// engine, generate synthetic flows, import real market data and benchmark
+/// the engine.
 #[derive(Parser, Debug)]
 #[command(name = "lockstep", version)]
 struct Cli {
@@ -27,6 +30,7 @@ enum Command {
     Replay(replay::ReplayArgs),
     Gen(gen::GenArgs),
     ImportLobster(import::ImportArgs),
+    BenchEngine(bench_engine::BenchEngineArgs),
 }
 
 /// The exit status for a command line clap refused, as clap itself uses.
@@ -69,7 +73,7 @@ fn main() -> ExitCode {
                 // keeps the error contract and still says what to do.
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     eprintln!(
-                        "lockstep: a subcommand is required: replay, gen or import-lobster (see lockstep --help)"
+                        "lockstep: a subcommand is required: replay, gen, import-lobster or bench-engine (see lockstep --help)"
                     );
                     ExitCode::from(EXIT_USAGE)
                 }
@@ -80,10 +84,21 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Checks across several arguments, which clap cannot express, are usage
+    // errors too.
+    let usage_check = match &cli.command {
+        Command::BenchEngine(args) => args.validate(),
+        Command::Replay(_) | Command::Gen(_) | Command::ImportLobster(_) => Ok(()),
+    };
+    if let Err(problem) = usage_check {
+        eprintln!("lockstep: {problem} (see lockstep --help)");
+        return ExitCode::from(EXIT_USAGE);
+    }
     let result = match cli.command {
         Command::Replay(args) => replay::run(&args),
         Command::Gen(args) => gen::run(&args),
         Command::ImportLobster(args) => import::run(&args),
+        Command::BenchEngine(args) => bench_engine::run(&args),
     };
     match result {
         Ok(report) => {

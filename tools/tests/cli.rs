@@ -229,6 +229,13 @@ fn usage_errors_exit_2_with_one_line() {
         ]),
         2,
     );
+    let line = single_error_line(
+        &lockstep(&["bench-engine", "--commands", "3", "--windows", "4"]),
+        2,
+    );
+    assert!(line.contains("--windows 4"), "{line}");
+    single_error_line(&lockstep(&["bench-engine", "--rounds", "0"]), 2);
+    single_error_line(&lockstep(&["bench-engine", "--mix", "odd"]), 2);
     single_error_line(&lockstep(&[]), 2);
     single_error_line(&lockstep(&["frobnicate"]), 2);
 }
@@ -246,9 +253,126 @@ fn every_subcommand_has_help() {
         &["replay", "--help"],
         &["gen", "--help"],
         &["import-lobster", "--help"],
+        &["bench-engine", "--help"],
     ] {
         let output = lockstep(subcommand);
         assert_success(&output, "--help");
         assert!(stdout_of(&output).contains("Usage: lockstep"));
     }
+}
+
+fn bench_engine_json(args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["bench-engine"];
+    full.extend_from_slice(args);
+    full.push("--json");
+    let output = lockstep(&full);
+    assert_success(&output, "bench-engine");
+    assert!(output.stderr.is_empty(), "{}", stderr_of(&output));
+    serde_json::from_str(&stdout_of(&output)).expect("bench-engine --json prints JSON")
+}
+
+fn positive(value: &serde_json::Value, what: &str) -> f64 {
+    let number = value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {value}"));
+    assert!(number > 0.0, "{what} = {number}");
+    number
+}
+
+#[test]
+fn bench_engine_reports_speed_latency_windows_and_memory_as_json() {
+    let report = bench_engine_json(&["--commands", "20000", "--rounds", "1", "--windows", "2"]);
+    assert_eq!(report["mix"], "exchange-core");
+    assert_eq!(report["commands"], 20_000);
+    assert_eq!(report["capacity"], 65_536);
+    assert!(report["comparison_skipped"].is_null());
+
+    let comparison = &report["comparison"];
+    assert_eq!(comparison["commands"], 20_000);
+    assert_eq!(comparison["rounds"], 1);
+    for key in ["lockstep_ns_per_command", "matchcore_ns_per_command"] {
+        let rounds = comparison[key].as_array().expect("a list per round");
+        assert_eq!(rounds.len(), 1, "{key}");
+        positive(&rounds[0], key);
+    }
+    let lockstep = positive(&comparison["lockstep_median_ns"], "lockstep median");
+    let matchcore = positive(&comparison["matchcore_median_ns"], "matchcore median");
+    let speedup = positive(&comparison["speedup"], "speedup");
+    assert!((speedup - matchcore / lockstep).abs() < 1e-9 * speedup.max(1.0));
+
+    let latency = &report["latency"];
+    let windows = latency["windows"].as_array().expect("windows is a list");
+    assert_eq!(windows.len(), 2);
+    for (index, window) in windows.iter().enumerate() {
+        assert_eq!(window["index"], index);
+        assert_eq!(window["first_command"], index as u64 * 10_000);
+        assert_eq!(window["commands"], 10_000);
+        let mut previous = 0.0;
+        for key in ["p50_ns", "p99_ns", "p999_ns", "p9999_ns", "max_ns"] {
+            let value = positive(&window[key], key);
+            assert!(
+                value >= previous,
+                "window {index}: {key} below the one before"
+            );
+            previous = value;
+        }
+        positive(&window["mean_ns"], "mean_ns");
+    }
+    assert_eq!(latency["overall"]["commands"], 20_000);
+    positive(&latency["overall"]["p999_ns"], "overall p99.9");
+    positive(&latency["timer_pair_ns_p50"], "timer pair");
+    positive(&latency["p999_last_over_first"], "last/first");
+    assert!(positive(&latency["p999_max_over_min"], "max/min") >= 1.0);
+    positive(&latency["orders_live_at_end"], "orders live");
+    positive(&latency["levels_live_at_end"], "levels live");
+
+    let memory = &report["memory"];
+    assert_eq!(memory["capacity"], 65_536);
+    for key in [
+        "bytes_per_resting_order",
+        "bytes_per_level",
+        "table_bytes",
+        "event_bytes",
+    ] {
+        positive(&memory[key], key);
+    }
+    let table = memory["table_bytes"].as_u64().unwrap_or(0);
+    let per_order = memory["bytes_per_resting_order"].as_u64().unwrap_or(0);
+    assert!(table >= per_order * 65_536, "the tables hold every order");
+}
+
+#[test]
+fn bench_engine_skips_matchcore_for_the_simple_mix_and_says_why() {
+    let report = bench_engine_json(&[
+        "--mix",
+        "simple",
+        "--commands",
+        "5000",
+        "--rounds",
+        "1",
+        "--windows",
+        "2",
+    ]);
+    assert_eq!(report["mix"], "simple");
+    assert!(report["comparison"].is_null());
+    let reason = report["comparison_skipped"].as_str().expect("a reason");
+    assert!(reason.contains("matchcore"), "{reason}");
+    assert_eq!(
+        report["latency"]["windows"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    let output = lockstep(&[
+        "bench-engine",
+        "--mix",
+        "simple",
+        "--commands",
+        "5000",
+        "--windows",
+        "2",
+    ]);
+    assert_success(&output, "bench-engine");
+    let text = stdout_of(&output);
+    assert!(text.contains("matchcore comparison skipped"), "{text}");
+    assert!(text.contains("flatness: p99.9 last/first window"), "{text}");
 }

@@ -1,0 +1,158 @@
+//! The replicated core end to end: sequencer, journal, three replicas and
+//! egress under load, with replicas panicking, stalling and diverging on
+//! purpose. Every test checks the same promise: the published stream equals
+//! a single-engine replay of the journal, event for event (so it has no gap
+//! and no duplicate), and every replica ends with the replay's state hash.
+//!
+//! `LOCKSTEP_LONG_TESTS=1` runs longer flows.
+
+use lockstep_bench::{engine_config_for, generate_commands, Mix};
+use lockstep_sequencer::replica_fault::{FaultKind, ReplicaFault};
+use lockstep_sequencer::system::SystemReport;
+use lockstep_sequencer::system_config::SystemConfig;
+use lockstep_tests::{first_difference, replay_journal, run_to_end, TempDir};
+use std::time::Duration;
+
+fn long() -> bool {
+    std::env::var_os("LOCKSTEP_LONG_TESTS").is_some()
+}
+
+fn config(dir: &TempDir) -> SystemConfig {
+    let mut config = SystemConfig::new(engine_config_for(1, 1 << 16), dir.path().to_path_buf());
+    config.snapshot_interval = 20_000;
+    config
+}
+
+/// Asserts the published stream is the replay of the journal and every
+/// replica agrees with the replay's state hash.
+fn assert_published_equals_replay(
+    config: &SystemConfig,
+    published: &[(u64, lockstep_engine::Event)],
+    report: &SystemReport,
+) {
+    let (replayed, replay_state_hash) = replay_journal(&config.journal_path(), &config.engine);
+    if let Some(difference) = first_difference(published, &replayed) {
+        panic!("published stream differs from the journal replay {difference}; report {report:?}");
+    }
+    assert_eq!(report.published_divergences, 0, "{report:?}");
+    for (index, replica) in report.replicas.iter().enumerate() {
+        assert_eq!(
+            replica.applied_seq, report.last_seq,
+            "replica {index} did not catch up: {report:?}"
+        );
+        assert_eq!(
+            replica.state_hash, replay_state_hash,
+            "replica {index} state hash: {report:?}"
+        );
+    }
+}
+
+#[test]
+fn three_replicas_publish_exactly_the_single_engine_replay_of_the_journal() {
+    let commands = generate_commands(
+        Mix::ExchangeCore,
+        11,
+        if long() { 5_000_000 } else { 1_000_000 },
+    );
+    let dir = TempDir::new("three-replicas");
+    let config = config(&dir);
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert_eq!(report.last_seq, commands.len() as u64);
+    assert_eq!(report.published_seq, report.last_seq);
+    assert!(
+        report.hashes_compared > 0,
+        "followers' hashes must be compared: {report:?}"
+    );
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+#[test]
+fn a_replica_panicking_at_any_seq_including_the_leader_is_fenced_and_rejoins_with_no_gap() {
+    let commands = generate_commands(Mix::ExchangeCore, 12, 150_000);
+    let dir = TempDir::new("panics");
+    let mut config = config(&dir);
+    // Every replica panics once, at different seqs, so the one leading at
+    // that moment is among those killed.
+    config.faults = vec![
+        ReplicaFault {
+            replica: 0,
+            at_seq: 23_456,
+            kind: FaultKind::Panic,
+        },
+        ReplicaFault {
+            replica: 1,
+            at_seq: 61_234,
+            kind: FaultKind::Panic,
+        },
+        ReplicaFault {
+            replica: 2,
+            at_seq: 98_765,
+            kind: FaultKind::Panic,
+        },
+    ];
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert!(
+        report
+            .replicas
+            .iter()
+            .all(|replica| replica.panics == 1 && replica.epoch >= 1),
+        "{report:?}"
+    );
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+#[test]
+fn a_stalled_replica_is_fenced_for_lag_then_catches_up_and_rejoins() {
+    let commands = generate_commands(Mix::ExchangeCore, 13, 150_000);
+    let dir = TempDir::new("stall");
+    let mut config = config(&dir);
+    config.fence_lag_max = 1024;
+    config.faults = vec![ReplicaFault {
+        replica: 1,
+        at_seq: 40_000,
+        kind: FaultKind::Stall(Duration::from_millis(1500)),
+    }];
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert!(report.fenced_lagged >= 1, "{report:?}");
+    assert!(report.replicas[1].rebuilds >= 1, "{report:?}");
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+#[test]
+fn a_diverging_replica_is_fenced_by_hash_and_rebuilt_to_the_right_state() {
+    let commands = generate_commands(Mix::ExchangeCore, 14, 150_000);
+    let dir = TempDir::new("diverge");
+    let mut config = config(&dir);
+    config.faults = vec![ReplicaFault {
+        replica: 2,
+        at_seq: 50_000,
+        kind: FaultKind::Diverge,
+    }];
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert!(report.fenced_diverged >= 1, "{report:?}");
+    assert!(report.replicas[2].rebuilds >= 1, "{report:?}");
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+#[test]
+fn two_of_three_replicas_killed_one_after_the_other_the_last_serves_and_both_rejoin() {
+    let commands = generate_commands(Mix::ExchangeCore, 15, 200_000);
+    let dir = TempDir::new("n-minus-one");
+    let mut config = config(&dir);
+    config.faults = vec![
+        ReplicaFault {
+            replica: 0,
+            at_seq: 30_000,
+            kind: FaultKind::Panic,
+        },
+        ReplicaFault {
+            replica: 1,
+            at_seq: 30_500,
+            kind: FaultKind::Panic,
+        },
+    ];
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert_eq!(report.replicas[0].panics, 1);
+    assert_eq!(report.replicas[1].panics, 1);
+    assert_published_equals_replay(&config, &published, &report);
+}
