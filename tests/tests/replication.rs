@@ -23,6 +23,16 @@ fn config(dir: &TempDir) -> SystemConfig {
     config
 }
 
+/// Raises the lag bound to the ring's size less one: the ring never lets a
+/// live replica fall further behind, so only the injected faults fence, and
+/// a replica descheduled on a busy 2-core machine cannot be fenced (and
+/// rebuilt past its fault's seq) instead.
+fn without_lag_fencing(mut config: SystemConfig) -> SystemConfig {
+    config.fence_lag_max = config.broadcast_ring_size as u64 - 1;
+    config.hash_window_size = config.broadcast_ring_size * 2;
+    config
+}
+
 /// Asserts the published stream is the replay of the journal and every
 /// replica agrees with the replay's state hash.
 fn assert_published_equals_replay(
@@ -70,7 +80,7 @@ fn three_replicas_publish_exactly_the_single_engine_replay_of_the_journal() {
 fn a_replica_panicking_at_any_seq_including_the_leader_is_fenced_and_rejoins_with_no_gap() {
     let commands = generate_commands(Mix::ExchangeCore, 12, 150_000);
     let dir = TempDir::new("panics");
-    let mut config = config(&dir);
+    let mut config = without_lag_fencing(config(&dir));
     // Every replica panics once, at different seqs, so the one leading at
     // that moment is among those killed.
     config.faults = vec![
@@ -122,7 +132,7 @@ fn a_stalled_replica_is_fenced_for_lag_then_catches_up_and_rejoins() {
 fn a_diverging_replica_is_fenced_by_hash_and_rebuilt_to_the_right_state() {
     let commands = generate_commands(Mix::ExchangeCore, 14, 150_000);
     let dir = TempDir::new("diverge");
-    let mut config = config(&dir);
+    let mut config = without_lag_fencing(config(&dir));
     config.faults = vec![ReplicaFault {
         replica: 2,
         at_seq: 50_000,
@@ -138,7 +148,7 @@ fn a_diverging_replica_is_fenced_by_hash_and_rebuilt_to_the_right_state() {
 fn two_of_three_replicas_killed_one_after_the_other_the_last_serves_and_both_rejoin() {
     let commands = generate_commands(Mix::ExchangeCore, 15, 200_000);
     let dir = TempDir::new("n-minus-one");
-    let mut config = config(&dir);
+    let mut config = without_lag_fencing(config(&dir));
     config.faults = vec![
         ReplicaFault {
             replica: 0,
@@ -154,5 +164,34 @@ fn two_of_three_replicas_killed_one_after_the_other_the_last_serves_and_both_rej
     let (published, report) = run_to_end(config.clone(), &commands);
     assert_eq!(report.replicas[0].panics, 1);
     assert_eq!(report.replicas[1].panics, 1);
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+#[test]
+fn a_full_input_queue_rejects_cleanly_and_every_accepted_command_is_sequenced() {
+    let commands = generate_commands(Mix::ExchangeCore, 16, 50_000);
+    let dir = TempDir::new("queue-full");
+    let mut config = config(&dir);
+    config.input_queue_max = 8;
+    let (handle, published) = lockstep_tests::start_collecting(config.clone());
+    let mut accepted = 0u64;
+    let mut rejected_full = 0u64;
+    for command in &commands {
+        match handle.submit(*command) {
+            Ok(()) => accepted += 1,
+            Err(lockstep_sequencer::system::SubmitError::Full(_)) => rejected_full += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let report = handle.shutdown();
+    assert!(
+        rejected_full > 0,
+        "a queue of 8 must fill under a burst of 50,000"
+    );
+    assert_eq!(
+        report.last_seq, accepted,
+        "every accepted command, and nothing else, is sequenced"
+    );
+    let published = std::mem::take(&mut *published.lock().unwrap());
     assert_published_equals_replay(&config, &published, &report);
 }
