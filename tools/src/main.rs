@@ -1,14 +1,20 @@
 //! The `lockstep` command: parses the command line with clap and hands each
-//! subcommand to its module (`replay`, `gen`, `import`, `bench_engine`).
+//! subcommand to its module (`replay`, `gen`, `import`, `run`, `dump`,
+//! `verify`, `bench_engine`, `bench_core`).
 //! This file owns the process's contract with its caller: a report on
 //! stdout, every error as one line on stderr starting with `lockstep: `, exit
 //! status 0 on success, 1 when the work failed and 2 when the command line
 //! was wrong.
 
+mod bench_core;
 mod bench_engine;
+mod dump;
 mod gen;
 mod import;
+mod journal_file;
 mod replay;
+mod run;
+mod verify;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
@@ -31,6 +37,10 @@ enum Command {
     Gen(gen::GenArgs),
     ImportLobster(import::ImportArgs),
     BenchEngine(bench_engine::BenchEngineArgs),
+    BenchCore(bench_core::BenchCoreArgs),
+    Run(run::RunArgs),
+    Dump(dump::DumpArgs),
+    Verify(verify::VerifyArgs),
 }
 
 /// The exit status for a command line clap refused, as clap itself uses.
@@ -73,7 +83,7 @@ fn main() -> ExitCode {
                 // keeps the error contract and still says what to do.
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     eprintln!(
-                        "lockstep: a subcommand is required: replay, gen, import-lobster or bench-engine (see lockstep --help)"
+                        "lockstep: a subcommand is required: replay, gen, import-lobster, run, dump, verify, bench-engine or bench-core (see lockstep --help)"
                     );
                     ExitCode::from(EXIT_USAGE)
                 }
@@ -88,6 +98,9 @@ fn main() -> ExitCode {
     // errors too.
     let usage_check = match &cli.command {
         Command::BenchEngine(args) => args.validate(),
+        Command::BenchCore(args) => args.validate(),
+        Command::Verify(args) => args.validate(),
+        Command::Run(_) | Command::Dump(_) => Ok(()),
         Command::Replay(_) | Command::Gen(_) | Command::ImportLobster(_) => Ok(()),
     };
     if let Err(problem) = usage_check {
@@ -99,6 +112,10 @@ fn main() -> ExitCode {
         Command::Gen(args) => gen::run(&args),
         Command::ImportLobster(args) => import::run(&args),
         Command::BenchEngine(args) => bench_engine::run(&args),
+        Command::BenchCore(args) => bench_core::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Dump(args) => dump::run(&args),
+        Command::Verify(args) => verify::run(&args),
     };
     match result {
         Ok(report) => {

@@ -1,12 +1,16 @@
-//! `lockstep replay`: replays a Flow CSV v1 file through one engine and
-//! reports what the engine did and how fast. This module owns the replay
-//! procedure (parse everything first, size the engine from the flow, time
-//! only the loop that applies commands), the tally of events, the trades CSV
-//! and both report formats (text and JSON).
+//! `lockstep replay`: replays a Flow CSV v1 file, or a journal written by
+//! `lockstep run`, through one engine and reports what the engine did and how
+//! fast. This module owns the replay procedure (read everything first, size
+//! the engine from the input, time only the loop that applies commands), the
+//! tally of events, the trades CSV and both report formats (text and JSON).
+//! A journal is read without being changed: a torn tail is reported, not
+//! truncated, and a corrupt record in the middle fails the replay with an
+//! error naming its byte offset (see `journal_file`).
 
-use clap::Args;
+use crate::journal_file::{self, LoadedJournal};
+use clap::{ArgGroup, Args};
 use lockstep_bench::{engine_config_for, load_flow, LoadedFlow};
-use lockstep_engine::{Engine, Event, RejectReason};
+use lockstep_engine::{Command, Engine, Event, RejectReason};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -14,18 +18,32 @@ use std::time::Instant;
 
 /// The smallest order and level capacity a replay engine gets, so that tiny
 /// flows still run on a realistically shaped engine.
-const CAPACITY_MIN: u32 = 1024;
+pub(crate) const CAPACITY_MIN: u32 = 1024;
 
 /// The largest table the engine accepts.
-const CAPACITY_MAX: u32 = lockstep_engine::TABLE_CAPACITY_MAX;
+pub(crate) const CAPACITY_MAX: u32 = lockstep_engine::TABLE_CAPACITY_MAX;
 
-/// Replay a flow CSV through one engine and report accepted and rejected
-/// commands, fills, timing and the final hashes.
+/// Replay a flow CSV or a journal through one engine and report accepted and
+/// rejected commands, fills, timing and the final hashes.
+///
+/// A journal names instruments by the engine's index; `lockstep run` prints
+/// how many instruments it used (one for a one-instrument flow such as the
+/// exchange-core mix), and `--instruments` must match it for the hashes to
+/// match. A command naming an instrument the engine lacks is just a reject.
 #[derive(Args, Debug)]
+#[command(group(ArgGroup::new("input").required(true).args(["flow", "journal"])))]
 pub struct ReplayArgs {
     /// The Flow CSV v1 file to replay.
     #[arg(long, value_name = "FILE.csv")]
-    pub flow: PathBuf,
+    pub flow: Option<PathBuf>,
+    /// A journal to replay (for example DIR/journal.lkj written by `lockstep
+    /// run`); read only, a torn tail is reported and ignored.
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Instruments of the engine a journal is replayed on (default 1).
+    #[arg(long, value_name = "N", requires = "journal",
+          value_parser = clap::value_parser!(u32).range(1..=u32::MAX as i64))]
+    pub instruments: Option<u32>,
     /// Write every fill as `taker_order_id,maker_order_id,price,qty`, in
     /// execution order.
     #[arg(long, value_name = "FILE.csv")]
@@ -34,7 +52,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub json: bool,
     /// Order and price-level capacity of the engine (default: the number of
-    /// new orders in the flow, at least 1024).
+    /// new orders in the flow or journal, at least 1024).
     #[arg(long, value_name = "N")]
     pub capacity: Option<u32>,
 }
@@ -89,7 +107,7 @@ fn flow_order_id(token: lockstep_engine::Token) -> u64 {
     token.to_u64().unwrap_or(u64::MAX)
 }
 
-fn read_flow(path: &Path) -> Result<LoadedFlow, String> {
+pub(crate) fn read_flow(path: &Path) -> Result<LoadedFlow, String> {
     let file =
         File::open(path).map_err(|error| format!("cannot open {}: {error}", path.display()))?;
     load_flow(BufReader::with_capacity(1 << 16, file))
@@ -112,27 +130,95 @@ fn write_trades(path: &Path, trades: &[Trade]) -> Result<(), String> {
     writer.flush().map_err(failed)
 }
 
+/// Where the commands came from.
+enum Source<'a> {
+    Flow(&'a Path),
+    Journal {
+        path: &'a Path,
+        journal: &'a LoadedJournal,
+    },
+}
+
 pub fn run(args: &ReplayArgs) -> Result<String, String> {
-    let flow = read_flow(&args.flow)?;
-    let commands = &flow.commands;
-    // No more orders can rest at once than the flow creates, and no more
+    let (flow, journal);
+    let (source, commands, instruments, new_orders) = match (&args.flow, &args.journal) {
+        (Some(path), None) => {
+            flow = read_flow(path)?;
+            let instruments = flow.mapper.instrument_count();
+            (
+                Source::Flow(path),
+                &flow.commands,
+                instruments,
+                flow.new_orders,
+            )
+        }
+        (None, Some(path)) => {
+            journal = journal_file::load(path)?;
+            (
+                Source::Journal {
+                    path,
+                    journal: &journal,
+                },
+                &journal.commands,
+                args.instruments.unwrap_or(1),
+                journal.new_orders,
+            )
+        }
+        _ => return Err("give exactly one of --flow and --journal".to_string()),
+    };
+    // No more orders can rest at once than the input creates, and no more
     // levels than orders, so this capacity can never refuse an order.
     let capacity = args
         .capacity
-        .unwrap_or_else(|| (flow.new_orders.min(CAPACITY_MAX as u64) as u32).max(CAPACITY_MIN));
-    let config = engine_config_for(flow.mapper.instrument_count(), capacity);
+        .unwrap_or_else(|| journal_file::default_capacity(new_orders));
+    let config = engine_config_for(instruments, capacity);
     let mut engine = Engine::new(config).map_err(|error| error.to_string())?;
+    let (tally, trades, elapsed) = apply_all(&mut engine, commands, args.trades_out.is_some());
 
+    if let Some(path) = &args.trades_out {
+        write_trades(path, &trades)?;
+    }
+    let ns_per_command = if commands.is_empty() {
+        0.0
+    } else {
+        elapsed.as_nanos() as f64 / commands.len() as f64
+    };
+    let summary = Summary {
+        source,
+        commands: commands.len() as u64,
+        instruments,
+        capacity,
+        tally: &tally,
+        elapsed_ns: elapsed.as_nanos(),
+        ns_per_command,
+        state_hash: engine.state_hash(),
+        event_hash: engine.event_hash(),
+        orders_live: engine.orders_live(),
+        trades_out: args.trades_out.as_deref(),
+    };
+    Ok(if args.json {
+        summary.json()
+    } else {
+        summary.text()
+    })
+}
+
+/// Applies every command, tallying events (and collecting trades if asked);
+/// only this loop is timed.
+fn apply_all(
+    engine: &mut Engine,
+    commands: &[Command],
+    collect_trades: bool,
+) -> (Tally, Vec<Trade>, std::time::Duration) {
     // Every fill either empties a resting order (each order rests at most
     // once per new or modify command) or ends its taker (once per command),
     // so a flow of n commands has at most 2n fills: reserving that up front
     // means the timed loop never grows the vector.
-    let mut trades: Vec<Trade> = if args.trades_out.is_some() {
+    let mut trades: Vec<Trade> = if collect_trades {
         Vec::with_capacity(commands.len().saturating_mul(2))
     } else {
         Vec::new()
     };
-    let collect_trades = args.trades_out.is_some();
     let mut tally = Tally::default();
     let mut sink = |event: &Event| match event {
         Event::Accepted { .. } => tally.accepted += 1,
@@ -164,38 +250,21 @@ pub fn run(args: &ReplayArgs) -> Result<String, String> {
         engine.apply(command, &mut sink);
     }
     let elapsed = started.elapsed();
+    (tally, trades, elapsed)
+}
 
-    if let Some(path) = &args.trades_out {
-        write_trades(path, &trades)?;
+impl Source<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Source::Flow(path) => path,
+            Source::Journal { path, .. } => path,
+        }
     }
-    let ns_per_command = if commands.is_empty() {
-        0.0
-    } else {
-        elapsed.as_nanos() as f64 / commands.len() as f64
-    };
-    let summary = Summary {
-        flow: &args.flow,
-        commands: commands.len() as u64,
-        instruments: flow.mapper.instrument_count(),
-        capacity,
-        tally: &tally,
-        elapsed_ns: elapsed.as_nanos(),
-        ns_per_command,
-        state_hash: engine.state_hash(),
-        event_hash: engine.event_hash(),
-        orders_live: engine.orders_live(),
-        trades_out: args.trades_out.as_deref(),
-    };
-    Ok(if args.json {
-        summary.json()
-    } else {
-        summary.text()
-    })
 }
 
 /// Everything a report shows.
 struct Summary<'a> {
-    flow: &'a Path,
+    source: Source<'a>,
     commands: u64,
     instruments: u32,
     capacity: u32,
@@ -211,17 +280,29 @@ struct Summary<'a> {
 impl Summary<'_> {
     fn text(&self) -> String {
         let tally = self.tally;
-        let mut lines = vec![
-            format!(
-                "replayed {} ({} instruments, capacity {})",
-                self.flow.display(),
-                self.instruments,
-                self.capacity
-            ),
+        let mut lines = vec![format!(
+            "replayed {} ({} instruments, capacity {})",
+            self.source.path().display(),
+            self.instruments,
+            self.capacity
+        )];
+        if let Source::Journal { journal, .. } = &self.source {
+            let seqs = match (journal.first_seq, journal.last_seq()) {
+                (_, Some(last)) => format!("{}..={last}", journal.seq_at(0)),
+                (Some(first), None) => format!("none (header first seq {first})"),
+                (None, None) => "none (empty file)".to_string(),
+            };
+            lines.push(format!("journal seqs:     {seqs}"));
+            lines.push(format!(
+                "torn tail:        {}",
+                journal_file::torn_tail_text(journal.torn_tail)
+            ));
+        }
+        lines.extend([
             format!("commands applied: {}", self.commands),
             format!("accepted:         {}", tally.accepted),
             format!("rejected:         {}", tally.rejected_total()),
-        ];
+        ]);
         for reason in RejectReason::ALL {
             let count = tally.rejected(reason);
             if count > 0 {
@@ -259,8 +340,7 @@ impl Summary<'_> {
             .iter()
             .map(|reason| (reason.name().to_string(), tally.rejected(*reason).into()))
             .collect();
-        let value = serde_json::json!({
-            "flow": self.flow.display().to_string(),
+        let mut value = serde_json::json!({
             "instruments": self.instruments,
             "capacity": self.capacity,
             "commands": self.commands,
@@ -277,6 +357,18 @@ impl Summary<'_> {
             "event_hash": format!("{:016x}", self.event_hash),
             "trades_out": self.trades_out.map(|path| path.display().to_string()),
         });
+        match &self.source {
+            Source::Flow(path) => {
+                value["flow"] = path.display().to_string().into();
+            }
+            Source::Journal { path, journal } => {
+                value["journal"] = path.display().to_string().into();
+                value["header_first_seq"] = journal.first_seq.into();
+                value["first_seq"] = journal.last_seq().map(|_| journal.seq_at(0)).into();
+                value["last_seq"] = journal.last_seq().into();
+                value["torn_tail"] = journal_file::torn_tail_json(journal.torn_tail);
+            }
+        }
         format!("{value}\n")
     }
 }
@@ -303,7 +395,9 @@ modify,1,1003,,,10060,80,,\n"
         );
         std::fs::write(&flow_path, flow).expect("temp file");
         let args = ReplayArgs {
-            flow: flow_path.clone(),
+            flow: Some(flow_path.clone()),
+            journal: None,
+            instruments: None,
             trades_out: Some(trades_path.clone()),
             json: true,
             capacity: None,
@@ -336,7 +430,9 @@ modify,1,1003,,,10060,80,,\n"
         )
         .expect("temp file");
         let args = ReplayArgs {
-            flow: flow_path.clone(),
+            flow: Some(flow_path.clone()),
+            journal: None,
+            instruments: None,
             trades_out: Some(trades_path.clone()),
             json: false,
             capacity: None,
