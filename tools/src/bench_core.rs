@@ -14,6 +14,7 @@
 //! choice of cores and wait strategies, the temporary data directory (removed
 //! afterwards), the derived ratios and both report formats.
 
+use crate::run::DurabilityName;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 use lockstep_bench::{engine_config_for, generate_commands, Mix};
@@ -76,27 +77,6 @@ impl WaitName {
             WaitName::BusySpin => "busy-spin",
             WaitName::Yield => "yield",
             WaitName::SpinThenPark => "spin-then-park",
-        }
-    }
-}
-
-/// Durability policies, as the command line names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DurabilityName {
-    /// Never fdatasync.
-    None,
-    /// Group commit: one fdatasync per sequencer batch.
-    Batch,
-    /// fdatasync after every record.
-    Every,
-}
-
-impl From<DurabilityName> for DurabilityPolicy {
-    fn from(name: DurabilityName) -> DurabilityPolicy {
-        match name {
-            DurabilityName::None => DurabilityPolicy::None,
-            DurabilityName::Batch => DurabilityPolicy::Batch,
-            DurabilityName::Every => DurabilityPolicy::Every,
         }
     }
 }

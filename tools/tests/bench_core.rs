@@ -2,18 +2,12 @@
 //! `--json`, checking that the report has every key and that every figure is
 //! positive. No timing is asserted: the figures depend on the machine.
 
+mod common;
+
+use common::*;
+
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_lockstep");
-
-fn lockstep(args: &[&str]) -> Output {
-    Command::new(BINARY)
-        .args(args)
-        .output()
-        .expect("the lockstep binary runs")
-}
 
 fn positive(value: &Value, what: &str) {
     let number = value

@@ -3,10 +3,11 @@
 //! including the error contract (one line on stderr starting with
 //! `lockstep: `, exit 1 for failures and 2 for usage errors).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_lockstep");
+use common::*;
+
+use std::path::{Path, PathBuf};
 
 const LOBSTER_SAMPLE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -20,49 +21,6 @@ fn scratch_dir(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("scratch directory");
     dir
-}
-
-fn lockstep(args: &[&str]) -> Output {
-    Command::new(BINARY)
-        .args(args)
-        .output()
-        .expect("the lockstep binary runs")
-}
-
-fn path_arg(path: &Path) -> &str {
-    path.to_str().expect("scratch paths are UTF-8")
-}
-
-fn stdout_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed with {:?}: {}",
-        output.status,
-        stderr_of(output)
-    );
-}
-
-/// Checks the error contract and returns the one line.
-fn single_error_line(output: &Output, exit_code: i32) -> String {
-    assert_eq!(
-        output.status.code(),
-        Some(exit_code),
-        "{}",
-        stderr_of(output)
-    );
-    let stderr = stderr_of(output);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr is not one line: {stderr:?}");
-    assert!(lines[0].starts_with("lockstep: "), "{stderr:?}");
-    lines[0].to_string()
 }
 
 fn replay_json(flow: &Path, trades: &Path) -> serde_json::Value {

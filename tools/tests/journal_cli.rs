@@ -4,11 +4,12 @@
 //! would, each in its own directory under the system's temporary directory,
 //! removed afterwards.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_lockstep");
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bytes of the journal header and of one record.
 const HEADER_BYTES: u64 = 64;
@@ -45,55 +46,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
     }
-}
-
-fn lockstep(args: &[&str]) -> Output {
-    Command::new(BINARY)
-        .args(args)
-        .output()
-        .expect("the lockstep binary runs")
-}
-
-fn path_arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-fn stdout_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn assert_success(output: &Output, what: &str) {
-    assert!(
-        output.status.success(),
-        "{what} failed with {:?}: {}",
-        output.status,
-        stderr_of(output)
-    );
-}
-
-/// Checks the error contract and returns the one line.
-fn single_error_line(output: &Output, exit_code: i32) -> String {
-    assert_eq!(
-        output.status.code(),
-        Some(exit_code),
-        "stdout: {} stderr: {}",
-        stdout_of(output),
-        stderr_of(output)
-    );
-    let stderr = stderr_of(output);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr is not one line: {stderr:?}");
-    assert!(lines[0].starts_with("lockstep: "), "{stderr:?}");
-    lines[0].to_string()
-}
-
-fn json_of(output: &Output, what: &str) -> serde_json::Value {
-    assert_success(output, what);
-    serde_json::from_str(&stdout_of(output)).expect("--json prints one JSON object")
 }
 
 /// `lockstep run` on a generated exchange-core flow, with `--json`.
