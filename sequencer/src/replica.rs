@@ -27,6 +27,9 @@ use std::time::{Duration, Instant};
 
 /// Commands a replica takes from the ring at once.
 const READ_BATCH_MAX: usize = 64;
+/// Rebuilds in a row (each fenced again before it could rejoin) before the
+/// replica gives up and stays out.
+const REBUILDS_IN_A_ROW_MAX: u32 = 1_000;
 /// Rejoin attempts before a rebuild starts over from the snapshot.
 const REJOIN_ATTEMPTS_MAX: u32 = 100_000;
 
@@ -35,16 +38,12 @@ const REJOIN_ATTEMPTS_MAX: u32 = 100_000;
 pub struct ReplicaStatus {
     /// Grows by one each time the replica rejoins after a fence.
     pub epoch: Sequence,
-    /// The seq the current epoch started at.
-    pub epoch_start_seq: Sequence,
     /// The last seq applied.
     pub applied_seq: Sequence,
     /// The state hash, refreshed when the replica stops.
     pub final_state_hash: AtomicU64,
     pub panics: AtomicU64,
     pub rebuilds: AtomicU64,
-    /// True between a fence and the following rejoin.
-    pub rebuilding: AtomicBool,
     /// How many times egress has fenced this replica. A replica compares it
     /// with the count at the start of its epoch to learn it was fenced,
     /// also while it is catching up outside the ring.
@@ -279,17 +278,14 @@ impl ReplicaAgent {
     /// replica again meanwhile. False if the system stopped or the journal
     /// cannot be read.
     fn rebuild_and_rejoin(&mut self) -> bool {
-        self.status.rebuilding.store(true, Ordering::Release);
-        loop {
+        for _ in 0..REBUILDS_IN_A_ROW_MAX {
             self.status.rebuilds.fetch_add(1, Ordering::Relaxed);
-            match self.rebuild_once() {
-                Some(rejoined) => {
-                    self.status.rebuilding.store(false, Ordering::Release);
-                    return rejoined;
-                }
-                None => continue,
+            if let Some(rejoined) = self.rebuild_once() {
+                return rejoined;
             }
         }
+        eprintln!("lockstep: replica {}: fenced again in each of {REBUILDS_IN_A_ROW_MAX} rebuilds; giving up", self.id);
+        false
     }
 
     /// One rebuild: the snapshot and journal up to the published seq, in
@@ -316,7 +312,6 @@ impl ReplicaAgent {
         self.epoch += 1;
         self.fences_seen = self.status.egress_fences.get();
         self.status.applied_seq.set(applied_seq);
-        self.status.epoch_start_seq.set(applied_seq + 1);
         self.status.epoch.set(self.epoch);
         for _ in 0..REJOIN_ATTEMPTS_MAX {
             if self.halt.load(Ordering::Acquire) {

@@ -183,7 +183,6 @@ pub fn start_with_clock(
             .map_err(|error| start_error("output ring", error))?;
         let status = Arc::new(ReplicaStatus::default());
         status.applied_seq.set(recovered_seq);
-        status.epoch_start_seq.set(first_seq);
         let agent = ReplicaAgent {
             id,
             engine: rebuilt.engine.clone(),
