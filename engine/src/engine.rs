@@ -125,6 +125,7 @@ impl Engine {
     pub fn table_bytes(&self) -> usize {
         self.books.order_bytes()
             + self.books.level_bytes()
+            + self.books.window_bytes()
             + self.token_index.bytes()
             + self.stp_modes.len()
     }

@@ -21,6 +21,7 @@ impl Engine {
                 let mut previous = NIL;
                 let mut previous_price = None;
                 let mut count = 0u32;
+                let mut in_window = 0u32;
                 while level_index != NIL {
                     if count >= books.levels.capacity() {
                         return Err(format!(
@@ -43,6 +44,15 @@ impl Engine {
                     }
                     if books.find_level(instrument as u32, side, level.price) != Some(level_index) {
                         return Err(format!("{place}: price index disagrees"));
+                    }
+                    if let Some(tick) = books.window_tick_of(instrument as u32, side, level.price) {
+                        let bits = books.window_bits(instrument as u32, side);
+                        if bits[tick / 64] >> (tick % 64) & 1 == 0
+                            || books.window_slot(instrument as u32, side, tick) != level_index
+                        {
+                            return Err(format!("{place}: tick window disagrees"));
+                        }
+                        in_window += 1;
                     }
                     let (mut qty_total, mut order_count, mut slot, mut previous_slot) =
                         (0u64, 0u32, level.head, NIL);
@@ -94,6 +104,18 @@ impl Engine {
                         "instrument {instrument} {side:?}: worst link or level count wrong"
                     ));
                 }
+                // Every level inside the window has its bit, so equal counts
+                // mean every set bit is a live level.
+                let bits_set: u32 = books
+                    .window_bits(instrument as u32, side)
+                    .iter()
+                    .map(|word| word.count_ones())
+                    .sum();
+                if bits_set != in_window {
+                    return Err(format!(
+                        "instrument {instrument} {side:?}: tick window marks {bits_set} ticks for {in_window} levels"
+                    ));
+                }
                 levels_seen += count as u64;
             }
             if books.is_crossed(instrument as u32) {
@@ -106,6 +128,13 @@ impl Engine {
                 "{orders_seen} orders in books, {} in the pool, {} in the token index",
                 books.orders.live(),
                 self.token_index.len()
+            ));
+        }
+        if books.indexed_levels() + books.window_levels() != levels_seen {
+            return Err(format!(
+                "{levels_seen} levels in books, {} in the price index and {} in tick windows",
+                books.indexed_levels(),
+                books.window_levels()
             ));
         }
         if levels_seen != books.levels.live() as u64 {

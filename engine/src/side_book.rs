@@ -1,11 +1,27 @@
 //! The books of all instruments: for each instrument and side, a doubly
 //! linked list of price levels sorted best first, each level a FIFO of
-//! orders. A price index maps (instrument, side, price) to its level, so
+//! orders. A tick window near each side's best (below) and a price index
+//! for the levels outside it map (instrument, side, price) to its level, so
 //! adding to an existing level, removing an order, removing an empty level
 //! and reading the best price are all O(1). Only a brand-new level must find
 //! its place in the list: it probes a few neighbouring ticks in the price
 //! index for an existing level to start from, and otherwise walks from the
 //! end of the list nearer in price; the walk is bounded by `levels_max`.
+//!
+//! Most new levels are placed without any walk: each side also keeps a tick
+//! window, a bitmap of the occupied ticks over `WINDOW_TICKS` ticks near its
+//! best plus the level slot of each occupied tick. A new level inside the
+//! window finds its better neighbour with a few word scans, and a price with
+//! a level is found by one array read. The walk it replaces was the largest
+//! source of branch mispredictions when orders move by a few ticks, and a
+//! level inside the window costs no price index insert or remove, which
+//! most moves used to pay twice. Each level is recorded in exactly one of
+//! the two: the window if its price is inside, else the price index.
+//! Prices outside the window take the walk, and the window is moved (its
+//! bits rebuilt from the level list, and levels handed between it and the
+//! index) only when a price falls outside it and the best has drifted out
+//! of its home quarter, so moves are rare and their cost, bounded by the
+//! window's size, is amortised.
 
 use crate::config::InstrumentSpec;
 use crate::open_table::{Homing, OpenTable};
@@ -19,6 +35,22 @@ const NEIGHBOUR_PROBES: u64 = 8;
 
 /// How many levels a hinted search walks before it falls back to the index.
 const HINT_WALK_MAX: u32 = 16;
+
+/// Ticks covered by each side's tick window. Memory per side of each
+/// instrument: one bit and one 4-byte level slot per tick, 16,896 bytes at
+/// 4,096 ticks (33,792 bytes per instrument), all allocated at construction.
+pub const WINDOW_TICKS: usize = 4096;
+
+/// 64-bit words of a window's bitmap.
+const WINDOW_WORDS: usize = WINDOW_TICKS / 64;
+
+/// Ticks of a window kept better than the best when it is moved: new bests
+/// usually arrive a few ticks better, while depth builds on the worse side.
+const WINDOW_AHEAD: u64 = WINDOW_TICKS as u64 / 4;
+
+/// How far (in ticks) the best may drift from its home tick in the window
+/// before a price outside the window moves the window.
+const WINDOW_DRIFT: u64 = WINDOW_TICKS as u64 / 4;
 
 /// Where a price belongs in a side's level list.
 enum Located {
@@ -34,6 +66,9 @@ pub struct SideBook {
     pub best: u32,
     pub worst: u32,
     pub level_count: u32,
+    /// The price of tick 0 of this side's tick window, a multiple of the
+    /// instrument's tick (or 0).
+    pub window_base: Price,
 }
 
 impl SideBook {
@@ -41,7 +76,46 @@ impl SideBook {
         best: NIL,
         worst: NIL,
         level_count: 0,
+        window_base: 0,
     };
+}
+
+/// The tick of `price` in a window starting at `base`, if it is inside.
+#[inline]
+fn window_tick(base: Price, tick: Price, price: Price) -> Option<usize> {
+    let distance = price.checked_sub(base)?;
+    let ticks = if tick == 1 {
+        distance
+    } else if distance % tick == 0 {
+        distance / tick
+    } else {
+        return None;
+    };
+    (ticks < WINDOW_TICKS as u64).then_some(ticks as usize)
+}
+
+/// The lowest set tick above `tick` in a window's bitmap.
+#[inline]
+fn next_set_above(bits: &[u64; WINDOW_WORDS], tick: usize) -> Option<usize> {
+    let first = tick / 64;
+    let word = bits[first] & (!1u64 << (tick % 64));
+    if word != 0 {
+        return Some(first * 64 + word.trailing_zeros() as usize);
+    }
+    let index = first + 1 + bits[first + 1..].iter().position(|&word| word != 0)?;
+    Some(index * 64 + bits[index].trailing_zeros() as usize)
+}
+
+/// The highest set tick below `tick` in a window's bitmap.
+#[inline]
+fn next_set_below(bits: &[u64; WINDOW_WORDS], tick: usize) -> Option<usize> {
+    let first = tick / 64;
+    let word = bits[first] & ((1u64 << (tick % 64)) - 1);
+    if word != 0 {
+        return Some(first * 64 + 63 - word.leading_zeros() as usize);
+    }
+    let index = bits[..first].iter().rposition(|&word| word != 0)?;
+    Some(index * 64 + 63 - bits[index].leading_zeros() as usize)
 }
 
 /// One instrument: its rules, its trading state and both sides of its book.
@@ -59,6 +133,12 @@ pub struct Books {
     pub orders: Slab<Order>,
     pub levels: Slab<Level>,
     price_index: OpenTable,
+    /// The tick windows' bitmaps, one per side, sides in (instrument, side)
+    /// order.
+    window_bits: Vec<[u64; WINDOW_WORDS]>,
+    /// The level slot of each occupied window tick, one array per side;
+    /// entries under a clear bit are stale and never read.
+    window_slots: Vec<[u32; WINDOW_TICKS]>,
 }
 
 /// The price-index key: the price in the low word, where the index's
@@ -90,6 +170,162 @@ impl Books {
             orders: Slab::with_capacity(orders_max),
             levels: Slab::with_capacity(levels_max),
             price_index: OpenTable::with_capacity(levels_max, Homing::Clustered),
+            window_bits: vec![[0; WINDOW_WORDS]; specs.len() * 2],
+            window_slots: vec![[NIL; WINDOW_TICKS]; specs.len() * 2],
+        }
+    }
+
+    /// Levels recorded in the tick windows, over all sides.
+    pub(crate) fn window_levels(&self) -> u64 {
+        self.window_bits
+            .iter()
+            .flatten()
+            .map(|word| word.count_ones() as u64)
+            .sum()
+    }
+
+    /// Levels recorded in the price index (those outside their window).
+    pub(crate) fn indexed_levels(&self) -> u64 {
+        self.price_index.len() as u64
+    }
+
+    /// Bytes of the tick windows.
+    pub fn window_bytes(&self) -> usize {
+        self.window_bits.len() * WINDOW_WORDS * 8 + self.window_slots.len() * WINDOW_TICKS * 4
+    }
+
+    /// The index of a side among all sides, for the window tables.
+    #[inline]
+    fn book_index(instrument: u32, side: Side) -> usize {
+        instrument as usize * 2 + side.index()
+    }
+
+    /// The window tick of `price` on a side, if it is inside the window.
+    #[inline]
+    pub(crate) fn window_tick_of(
+        &self,
+        instrument: u32,
+        side: Side,
+        price: Price,
+    ) -> Option<usize> {
+        let book = &self.instruments[instrument as usize];
+        window_tick(
+            book.sides[side.index()].window_base,
+            book.spec.tick_size,
+            price,
+        )
+    }
+
+    /// A side's window bitmap.
+    #[inline]
+    pub(crate) fn window_bits(&self, instrument: u32, side: Side) -> &[u64; WINDOW_WORDS] {
+        &self.window_bits[Self::book_index(instrument, side)]
+    }
+
+    /// The level slot recorded for a window tick of a side.
+    #[inline]
+    pub(crate) fn window_slot(&self, instrument: u32, side: Side, tick: usize) -> u32 {
+        self.window_slots[Self::book_index(instrument, side)][tick]
+    }
+
+    /// Marks window tick `tick` (if any) occupied by `level`.
+    #[inline]
+    fn window_set_tick(&mut self, instrument: u32, side: Side, tick: Option<usize>, level: u32) {
+        if let Some(tick) = tick {
+            let book = Self::book_index(instrument, side);
+            self.window_bits[book][tick / 64] |= 1 << (tick % 64);
+            self.window_slots[book][tick] = level;
+        }
+    }
+
+    /// Marks `price` free in its side's window, if inside.
+    #[inline]
+    fn window_clear(&mut self, instrument: u32, side: Side, price: Price) {
+        if let Some(tick) = self.window_tick_of(instrument, side, price) {
+            let book = Self::book_index(instrument, side);
+            self.window_bits[book][tick / 64] &= !(1 << (tick % 64));
+        }
+    }
+
+    /// Moves a side's window so that its best sits `WINDOW_AHEAD` ticks
+    /// from the better edge, and rebuilds the bits from the level list. The
+    /// walk stops at the first level past the worse edge, so it visits at
+    /// most `WINDOW_TICKS` levels.
+    fn move_window(&mut self, instrument: u32, side: Side) {
+        let book = Self::book_index(instrument, side);
+        // The levels in the old window go to the price index first.
+        for word_index in 0..WINDOW_WORDS {
+            let mut word = self.window_bits[book][word_index];
+            for _ in 0..64 {
+                if word == 0 {
+                    break;
+                }
+                let tick = word_index * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let level = self.window_slots[book][tick];
+                let price = self.levels.get(level).price;
+                self.index_level(instrument, side, price, level);
+            }
+        }
+        self.window_bits[book] = [0; WINDOW_WORDS];
+        let side_book = *self.side(instrument, side);
+        if side_book.best == NIL {
+            return;
+        }
+        let tick = self.instruments[instrument as usize].spec.tick_size;
+        let best_price = self.levels.get(side_book.best).price;
+        let base = match side {
+            Side::Buy => best_price
+                .saturating_sub(tick.saturating_mul(WINDOW_TICKS as u64 - 1 - WINDOW_AHEAD)),
+            Side::Sell => best_price.saturating_sub(tick.saturating_mul(WINDOW_AHEAD)),
+        };
+        // Keep the base on the tick grid (a saturated base of 0 is on it).
+        let base = base - base % tick;
+        self.side_mut(instrument, side).window_base = base;
+        let mut level = side_book.best;
+        for _ in 0..WINDOW_TICKS {
+            if level == NIL {
+                break;
+            }
+            let entry = *self.levels.get(level);
+            let tick = self.window_tick_of(instrument, side, entry.price);
+            if tick.is_none() {
+                break;
+            }
+            self.unindex_level(instrument, side, entry.price, level);
+            self.window_set_tick(instrument, side, tick, level);
+            level = entry.worse;
+        }
+    }
+
+    /// Called when a new level's price is outside its side's window: points
+    /// an empty side's window at the price, or moves the window if the best
+    /// has drifted more than `WINDOW_DRIFT` ticks from its home tick.
+    #[cold]
+    fn maybe_move_window(&mut self, instrument: u32, side: Side, price: Price) {
+        let side_book = *self.side(instrument, side);
+        let tick = self.instruments[instrument as usize].spec.tick_size;
+        if side_book.best == NIL {
+            // The bitmap of an empty side is all clear, so only the base moves.
+            let base = match side {
+                Side::Buy => price
+                    .saturating_sub(tick.saturating_mul(WINDOW_TICKS as u64 - 1 - WINDOW_AHEAD)),
+                Side::Sell => price.saturating_sub(tick.saturating_mul(WINDOW_AHEAD)),
+            };
+            self.side_mut(instrument, side).window_base = base - base % tick;
+            return;
+        }
+        let best_price = self.levels.get(side_book.best).price;
+        let home = match side {
+            Side::Buy => WINDOW_TICKS as u64 - 1 - WINDOW_AHEAD,
+            Side::Sell => WINDOW_AHEAD,
+        };
+        let drifted = match self.window_tick_of(instrument, side, best_price) {
+            Some(best_tick) => (best_tick as u64).abs_diff(home) > WINDOW_DRIFT,
+            None => true,
+        };
+        if drifted {
+            self.move_window(instrument, side);
         }
     }
 
@@ -119,8 +355,16 @@ impl Books {
         self.side(instrument, side).best
     }
 
+    /// The level at `price` on a side: from the tick window if the price is
+    /// inside it, else from the price index, which holds exactly the levels
+    /// outside their side's window.
     #[inline]
     pub fn find_level(&self, instrument: u32, side: Side, price: Price) -> Option<u32> {
+        if let Some(tick) = self.window_tick_of(instrument, side, price) {
+            let bits = self.window_bits(instrument, side);
+            return (bits[tick / 64] >> (tick % 64) & 1 != 0)
+                .then(|| self.window_slot(instrument, side, tick));
+        }
         let levels = &self.levels;
         self.price_index
             .get(price_key(instrument, side, price), |slot| {
@@ -148,7 +392,16 @@ impl Books {
         price: Price,
         hint: u32,
     ) -> Option<u32> {
-        let (better, worse) = match self.locate_with_hint(instrument, side, price, hint) {
+        let mut tick = self.window_tick_of(instrument, side, price);
+        if tick.is_none() {
+            self.maybe_move_window(instrument, side, price);
+            tick = self.window_tick_of(instrument, side, price);
+        }
+        let located = match tick.and_then(|tick| self.locate_in_window(instrument, side, tick)) {
+            Some(located) => located,
+            None => self.locate_with_hint(instrument, side, price, hint),
+        };
+        let (better, worse) = match located {
             Located::Existing(level) => return Some(level),
             Located::Between(better, worse) => (better, worse),
         };
@@ -163,14 +416,15 @@ impl Books {
             instrument,
             side,
         })?;
-        self.attach_level(level, better, worse);
+        self.attach_level(level, better, worse, tick);
         Some(level)
     }
 
     /// Where `price` belongs on a side: its level, or the neighbours a new
     /// level there would have. A short walk from `hint` (a live level of the
     /// side near `price`, or `NIL`) answers most calls; the price index and
-    /// a full [`Books::locate`] answer the rest.
+    /// a full [`Books::locate`] answer the rest. Used when the tick window
+    /// cannot answer.
     #[inline]
     fn locate_with_hint(&self, instrument: u32, side: Side, price: Price, hint: u32) -> Located {
         match self.locate_near(side, price, hint) {
@@ -185,21 +439,48 @@ impl Books {
         }
     }
 
-    /// Links a level that is in no list (its price, instrument and side
-    /// already set) between `better` and `worse`, and indexes its price.
+    /// Where the price at window tick `tick` belongs, from the window alone:
+    /// its level if the tick is occupied, else the nearest occupied better
+    /// tick's level and that level's worse neighbour (or, with no better
+    /// tick in the window, the nearest worse one and its better neighbour).
+    /// The list is sorted, so those are the new level's neighbours. `None`
+    /// if the window holds no level of the side.
     #[inline]
-    fn attach_level(&mut self, level: u32, better: u32, worse: u32) {
+    fn locate_in_window(&self, instrument: u32, side: Side, tick: usize) -> Option<Located> {
+        let bits = self.window_bits(instrument, side);
+        if bits[tick / 64] >> (tick % 64) & 1 != 0 {
+            return Some(Located::Existing(self.window_slot(instrument, side, tick)));
+        }
+        let better = match side {
+            Side::Buy => next_set_above(bits, tick),
+            Side::Sell => next_set_below(bits, tick),
+        };
+        if let Some(better) = better {
+            let level = self.window_slot(instrument, side, better);
+            return Some(Located::Between(level, self.levels.get(level).worse));
+        }
+        let worse = match side {
+            Side::Buy => next_set_below(bits, tick),
+            Side::Sell => next_set_above(bits, tick),
+        };
+        let level = self.window_slot(instrument, side, worse?);
+        Some(Located::Between(self.levels.get(level).better, level))
+    }
+
+    /// Links a level that is in no list (its price, instrument and side
+    /// already set) between `better` and `worse`, and indexes its price and
+    /// its window tick (`None` if outside the window).
+    #[inline]
+    fn attach_level(&mut self, level: u32, better: u32, worse: u32, tick: Option<usize>) {
         let entry = self.levels.get_mut(level);
         entry.better = better;
         entry.worse = worse;
         let (instrument, side, price) = (entry.instrument, entry.side, entry.price);
-        let inserted = self
-            .price_index
-            .insert(price_key(instrument, side, price), level);
-        assert!(
-            inserted,
-            "price index holds as many entries as the level pool"
-        );
+        if tick.is_some() {
+            self.window_set_tick(instrument, side, tick, level);
+        } else {
+            self.index_level(instrument, side, price, level);
+        }
         if better == NIL {
             self.side_mut(instrument, side).best = level;
         } else {
@@ -230,13 +511,51 @@ impl Books {
             self.levels.get_mut(removed.worse).better = removed.better;
         }
         self.side_mut(instrument, side).level_count -= 1;
+        self.forget_level(instrument, side, removed.price, level);
+    }
+
+    /// Records a level at `price` in the price index.
+    #[inline]
+    fn index_level(&mut self, instrument: u32, side: Side, price: Price, level: u32) {
+        let inserted = self
+            .price_index
+            .insert(price_key(instrument, side, price), level);
+        assert!(
+            inserted,
+            "price index holds as many entries as the level pool"
+        );
+    }
+
+    /// Drops the level at `price` from the price index.
+    #[inline]
+    fn unindex_level(&mut self, instrument: u32, side: Side, price: Price, level: u32) {
         let levels = &self.levels;
         let indexed = self
             .price_index
-            .remove(price_key(instrument, side, removed.price), |slot| {
+            .remove(price_key(instrument, side, price), |slot| {
                 level_key(levels, slot)
             });
         debug_assert_eq!(indexed, Some(level));
+    }
+
+    /// Records a level at `price` in its side's window if the price is
+    /// inside it, else in the price index.
+    #[inline]
+    fn record_level(&mut self, instrument: u32, side: Side, price: Price, level: u32) {
+        match self.window_tick_of(instrument, side, price) {
+            Some(tick) => self.window_set_tick(instrument, side, Some(tick), level),
+            None => self.index_level(instrument, side, price, level),
+        }
+    }
+
+    /// Drops the record of a level at `price` from the window or the index.
+    #[inline]
+    fn forget_level(&mut self, instrument: u32, side: Side, price: Price, level: u32) {
+        if self.window_tick_of(instrument, side, price).is_some() {
+            self.window_clear(instrument, side, price);
+        } else {
+            self.unindex_level(instrument, side, price, level);
+        }
     }
 
     /// Walks at most `HINT_WALK_MAX` levels from `hint` towards `price`:
@@ -360,26 +679,18 @@ impl Books {
     /// Moves a level that holds a single order of `qty` lots to `price`,
     /// keeping its slot and its place in the list; the caller has checked
     /// with [`Books::fits_in_place`] that the place is right for the new
-    /// price. The price index entry moves exactly as a delete and an insert
-    /// would move it, so the index ends up as if the level had been freed
-    /// and taken again.
+    /// price. Its record in the window or the price index moves exactly as
+    /// a delete and an insert would move it, so both end up as if the level
+    /// had been freed and taken again.
     #[inline]
     pub fn reprice_level(&mut self, level: u32, price: Price, qty: u32) {
         let current = *self.levels.get(level);
         debug_assert_eq!(current.order_count, 1);
-        let levels = &self.levels;
-        let indexed = self.price_index.remove(
-            price_key(current.instrument, current.side, current.price),
-            |slot| level_key(levels, slot),
-        );
-        debug_assert_eq!(indexed, Some(level));
+        self.forget_level(current.instrument, current.side, current.price, level);
         let entry = self.levels.get_mut(level);
         entry.price = price;
         entry.qty_total = qty as u64;
-        let inserted = self
-            .price_index
-            .insert(price_key(current.instrument, current.side, price), level);
-        debug_assert!(inserted, "a price index entry was freed just before");
+        self.record_level(current.instrument, current.side, price, level);
     }
 
     /// Unlinks an empty level from its side and returns it to the pool.
@@ -492,9 +803,143 @@ impl Books {
         let levels = &self.levels;
         self.price_index
             .check_displaced("price index", |slot| level_key(levels, slot))?;
-        if self.price_index.len() != self.levels.live() {
-            return Err("price index and level pool disagree on the number of levels".to_string());
+        if self.window_bits.len() != self.instruments.len() * 2
+            || self.window_slots.len() != self.instruments.len() * 2
+        {
+            return Err("tick windows have the wrong size".to_string());
+        }
+        for (bits, slots) in self.window_bits.iter().zip(&self.window_slots) {
+            for (tick, slot) in slots.iter().enumerate() {
+                if bits[tick / 64] >> (tick % 64) & 1 != 0 && *slot >= levels_max {
+                    return Err(format!("tick window slot {tick} out of range"));
+                }
+            }
+        }
+        if self.price_index.len() as u64 + self.window_levels() != self.levels.live() as u64 {
+            return Err(
+                "price index and tick windows disagree with the level pool on the number of levels"
+                    .to_string(),
+            );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The tick windows under prices that roam far beyond a window's width,
+    //! so that windows move, hand levels to and from the price index, and
+    //! sides empty and refill: every command is followed by a full audit,
+    //! and snapshots must round-trip the windows.
+
+    use crate::command::{CancelOrder, Command, NewOrder, ReplaceOrder};
+    use crate::config::{EngineConfig, InstrumentSpec};
+    use crate::engine::Engine;
+    use crate::types::{AccountId, InstrumentId, OrderType, SessionId, Side, TimeInForce, Token};
+
+    #[test]
+    fn windows_stay_consistent_while_prices_roam() {
+        let spec = |tick_size| InstrumentSpec {
+            tick_size,
+            band_min: tick_size,
+            band_max: tick_size * 100_000,
+            qty_max: 1_000,
+        };
+        let mut engine = Engine::new(EngineConfig {
+            instruments: vec![spec(1), spec(7)],
+            instruments_max: 2,
+            orders_max: 600,
+            levels_max: 400,
+            sessions_max: 2,
+            accounts_max: 2,
+        })
+        .unwrap();
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut mid = [50_000i64; 2];
+        let mut next_token = 1u64;
+        let (mut indexed_seen, mut window_moves) = (0u64, 0u32);
+        let mut bases = [0u64; 4];
+        for step in 0..40_000u32 {
+            let instrument = (next() % 2) as u32;
+            let tick = [1u64, 7][instrument as usize];
+            // Mostly small drifts, now and then a jump of several windows.
+            let r = next();
+            mid[instrument as usize] += match r % 100 {
+                0 => (r >> 8) as i64 % 20_000 - 10_000,
+                _ => (r >> 8) as i64 % 5 - 2,
+            };
+            mid[instrument as usize] = mid[instrument as usize].clamp(10_000, 90_000);
+            let side = if next() % 2 == 0 {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            let spread = [3u64, 40, 6_000][(next() % 3) as usize];
+            let offset = next() % spread + 1;
+            let ticks = match side {
+                Side::Buy => mid[instrument as usize] as u64 - offset,
+                Side::Sell => mid[instrument as usize] as u64 + offset,
+            };
+            let price = ticks * tick;
+            let session = (next() % 2) as u16;
+            let old_token = Token::from_u64(next() % next_token.max(1) + 1);
+            let command = match next() % 10 {
+                0..=3 => {
+                    next_token += 1;
+                    Command::New(NewOrder {
+                        session: SessionId(session),
+                        account: AccountId(session as u32),
+                        token: Token::from_u64(next_token),
+                        instrument: InstrumentId(instrument),
+                        side,
+                        order_type: OrderType::Limit,
+                        price,
+                        qty: (next() % 20 + 1) as u32,
+                        time_in_force: TimeInForce::Gtc,
+                        post_only: false,
+                    })
+                }
+                4 => Command::Cancel(CancelOrder {
+                    session: SessionId(session),
+                    token: old_token,
+                }),
+                _ => Command::Replace(ReplaceOrder {
+                    session: SessionId(session),
+                    token: old_token,
+                    new_token: old_token,
+                    price,
+                    qty: (next() % 20 + 1) as u32,
+                }),
+            };
+            engine.apply(&command, &mut |_| {});
+            if let Err(problem) = engine.check_invariants() {
+                panic!("after command {step} ({command:?}): {problem}");
+            }
+            indexed_seen += engine.books.indexed_levels();
+            for (index, base) in bases.iter_mut().enumerate() {
+                let side_base = engine.books.instruments[index / 2].sides[index % 2].window_base;
+                if side_base != *base
+                    && engine.books.instruments[index / 2].sides[index % 2].level_count > 1
+                {
+                    window_moves += 1;
+                }
+                *base = side_base;
+            }
+            if step % 2_000 == 0 {
+                let bytes = engine.snapshot(step as u64);
+                let (restored, _) = Engine::restore(&bytes).unwrap();
+                assert_eq!(restored.state_hash(), engine.state_hash());
+                engine = restored;
+            }
+        }
+        // The run must have used both the price index and moved windows.
+        assert!(indexed_seen > 1_000, "{indexed_seen}");
+        assert!(window_moves > 20, "{window_moves}");
     }
 }

@@ -8,7 +8,7 @@
 use crate::engine::Engine;
 use std::fmt;
 
-const MAGIC: [u8; 8] = *b"LKSNAP02";
+const MAGIC: [u8; 8] = *b"LKSNAP03";
 const HEADER_BYTES: usize = 40;
 
 /// A checksum of the payload, so a flipped bit anywhere is refused before
