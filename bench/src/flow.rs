@@ -74,21 +74,24 @@ impl FlowRecord {
     }
 }
 
-fn side_name(side: Side) -> &'static str {
+/// The flow format's word for a side.
+pub fn side_name(side: Side) -> &'static str {
     match side {
         Side::Buy => "buy",
         Side::Sell => "sell",
     }
 }
 
-fn order_type_name(order_type: OrderType) -> &'static str {
+/// The flow format's word for an order type.
+pub fn order_type_name(order_type: OrderType) -> &'static str {
     match order_type {
         OrderType::Limit => "limit",
         OrderType::Market => "market",
     }
 }
 
-fn time_in_force_name(time_in_force: TimeInForce) -> &'static str {
+/// The flow format's word for a time in force.
+pub fn time_in_force_name(time_in_force: TimeInForce) -> &'static str {
     match time_in_force {
         TimeInForce::Gtc => "gtc",
         TimeInForce::Ioc => "ioc",

@@ -11,7 +11,8 @@
 use crate::journal_file;
 use crate::run::print_before_failing;
 use clap::Args;
-use lockstep_engine::{Command, OrderType, Side, StpMode, TimeInForce, Token};
+use lockstep_bench::flow::{order_type_name, side_name, time_in_force_name};
+use lockstep_engine::{Command, StpMode, Token};
 use lockstep_sequencer::journal_record::{
     SequencedCommand, FORMAT_VERSION, HEADER_SIZE_BYTES, RECORD_SIZE_BYTES,
 };
@@ -79,28 +80,6 @@ fn token_json(token: Token) -> serde_json::Value {
     match token.to_u64() {
         Some(value) => value.into(),
         None => format!("0x{:028x}", token.value()).into(),
-    }
-}
-
-fn side_name(side: Side) -> &'static str {
-    match side {
-        Side::Buy => "buy",
-        Side::Sell => "sell",
-    }
-}
-
-fn order_type_name(order_type: OrderType) -> &'static str {
-    match order_type {
-        OrderType::Limit => "limit",
-        OrderType::Market => "market",
-    }
-}
-
-fn time_in_force_name(time_in_force: TimeInForce) -> &'static str {
-    match time_in_force {
-        TimeInForce::Gtc => "gtc",
-        TimeInForce::Ioc => "ioc",
-        TimeInForce::Fok => "fok",
     }
 }
 
