@@ -5,5 +5,6 @@
 //! are byte-exact with Nasdaq's specifications (Wireshark's dissectors are the
 //! arbiter of layout) and are documented in `docs/protocol.md`.
 
+pub mod ascii_field;
 pub mod ouch;
 pub mod soupbintcp;

@@ -35,43 +35,14 @@ pub const TIF_SYSTEM_HOURS: u32 = 99_999;
 /// $200,000.0000: the price Lockstep reads as "market" (see docs/protocol.md).
 pub const MARKET_PRICE: Price = 2_000_000_000;
 
-/// A fixed-width alpha field, kept as it is on the wire (padding included).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Alpha<const N: usize>(pub [u8; N]);
-
-impl<const N: usize> Alpha<N> {
-    pub const BLANK: Self = Self([b' '; N]);
-
-    /// Left-justified and space-padded, as OUCH alpha fields are. `None` if
-    /// `s` is too long or not printable ASCII.
-    pub fn new(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() > N || !b.iter().all(|c| (0x20..0x7f).contains(c)) {
-            return None;
-        }
-        let mut out = [b' '; N];
-        out[..b.len()].copy_from_slice(b);
-        Some(Self(out))
-    }
-
-    /// The value without its padding.
-    pub fn trimmed(&self) -> &[u8] {
-        self.0.trim_ascii_end()
-    }
-}
-
-impl<const N: usize> fmt::Debug for Alpha<N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
-    }
-}
+pub use crate::ascii_field::AsciiField;
 
 /// Client-chosen order token, unique per session for the day.
-pub type Token = Alpha<14>;
+pub type Token = AsciiField<14>;
 /// Stock symbol.
-pub type Stock = Alpha<8>;
+pub type Stock = AsciiField<8>;
 /// Firm identifier (MPID).
-pub type Firm = Alpha<4>;
+pub type Firm = AsciiField<4>;
 
 /// Declares a one-byte ASCII enumeration with a checked `from_byte`.
 macro_rules! ascii_enum {
@@ -531,10 +502,10 @@ impl<'a> Reader<'a> {
     fn u64(&mut self) -> u64 {
         u64::from_be_bytes(self.take())
     }
-    fn alpha<const N: usize>(&mut self, field: &'static str) -> Result<Alpha<N>, DecodeError> {
+    fn alpha<const N: usize>(&mut self, field: &'static str) -> Result<AsciiField<N>, DecodeError> {
         let a = self.take::<N>();
         if a.iter().all(|c| (0x20..0x7f).contains(c)) {
-            Ok(Alpha(a))
+            Ok(AsciiField(a))
         } else {
             Err(DecodeError::BadAlpha { field })
         }

@@ -84,59 +84,11 @@ impl LoginRejectReason {
     }
 }
 
-/// A fixed-width ASCII field, kept exactly as it is on the wire (padding
-/// included) so that encoding what was decoded is byte-identical.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Field<const N: usize>(pub [u8; N]);
+pub use crate::ascii_field::AsciiField;
 
-impl<const N: usize> Field<N> {
-    /// All spaces: "blank" in the specification (e.g. "log into the current session").
-    pub const BLANK: Self = Self([b' '; N]);
-
-    /// Left-justified, padded with spaces on the right (SoupBinTCP alpha fields
-    /// such as username and password). `None` if `s` is longer than `N` or not
-    /// printable ASCII.
-    pub fn left(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() > N || !b.iter().all(|c| (0x20..0x7f).contains(c)) {
-            return None;
-        }
-        let mut out = [b' '; N];
-        out[..b.len()].copy_from_slice(b);
-        Some(Self(out))
-    }
-
-    /// Right-justified, padded with spaces on the left (session names).
-    pub fn right(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() > N || !b.iter().all(|c| (0x20..0x7f).contains(c)) {
-            return None;
-        }
-        let mut out = [b' '; N];
-        out[N - b.len()..].copy_from_slice(b);
-        Some(Self(out))
-    }
-
-    /// The value with padding on either side removed, for comparisons that
-    /// must not depend on which way a peer justified the field.
-    pub fn trimmed(&self) -> &[u8] {
-        self.0.trim_ascii()
-    }
-
-    pub fn is_blank(&self) -> bool {
-        self.0.iter().all(|&c| c == b' ')
-    }
-}
-
-impl<const N: usize> fmt::Debug for Field<N> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
-    }
-}
-
-pub type Username = Field<USERNAME_LEN>;
-pub type Password = Field<PASSWORD_LEN>;
-pub type SessionName = Field<SESSION_LEN>;
+pub type Username = AsciiField<USERNAME_LEN>;
+pub type Password = AsciiField<PASSWORD_LEN>;
+pub type SessionName = AsciiField<SESSION_LEN>;
 
 /// One SoupBinTCP packet. Payloads borrow from the decoder's input buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,14 +297,14 @@ fn parse_numeric(field: &[u8], name: &'static str) -> Result<u64, FrameError> {
     Ok(v)
 }
 
-fn alpha<const N: usize>(b: &[u8], name: &'static str) -> Result<Field<N>, FrameError> {
+fn alpha<const N: usize>(b: &[u8], name: &'static str) -> Result<AsciiField<N>, FrameError> {
     let arr: [u8; N] = b
         .try_into()
         .map_err(|_| FrameError::BadAlpha { field: name })?;
     if !arr.iter().all(|c| (0x20..0x7f).contains(c)) {
         return Err(FrameError::BadAlpha { field: name });
     }
-    Ok(Field(arr))
+    Ok(AsciiField(arr))
 }
 
 /// A frame the decoder refuses. Every one of these is fatal for the

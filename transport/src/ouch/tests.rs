@@ -5,7 +5,7 @@ use super::*;
 use proptest::prelude::*;
 
 fn tok(s: &str) -> Token {
-    Token::new(s).expect("token")
+    Token::left(s).expect("token")
 }
 
 fn enter_order() -> EnterOrder {
@@ -13,10 +13,10 @@ fn enter_order() -> EnterOrder {
         token: tok("ORD00000000001"),
         side: Side::Buy,
         shares: 100,
-        stock: Stock::new("AAPL").unwrap(),
+        stock: Stock::left("AAPL").unwrap(),
         price: 1_500_000, // $150.0000
         time_in_force: TIF_MARKET_HOURS,
-        firm: Firm::new("LOCK").unwrap(),
+        firm: Firm::left("LOCK").unwrap(),
         display: Display::AnonymousPriceToComply,
         capacity: Capacity::Agency,
         intermarket_sweep: IntermarketSweep::NotEligible,
@@ -52,10 +52,10 @@ fn accepted() -> Accepted {
         token: tok("ORD00000000001"),
         side: Side::Sell,
         shares: 100,
-        stock: Stock::new("MSFT").unwrap(),
+        stock: Stock::left("MSFT").unwrap(),
         price: 3_000_000,
         time_in_force: TIF_SYSTEM_HOURS,
-        firm: Firm::new("LOCK").unwrap(),
+        firm: Firm::left("LOCK").unwrap(),
         display: Display::AnonymousPriceToComply,
         order_reference_number: 7,
         capacity: Capacity::Principal,
@@ -549,10 +549,10 @@ fn non_ascii_alpha_fields_are_errors() {
 
 #[test]
 fn alpha_fields_pad_left_justified() {
-    assert_eq!(Stock::new("AMZN").unwrap().0, *b"AMZN    ");
-    assert_eq!(Stock::new("AMZN").unwrap().trimmed(), b"AMZN");
-    assert!(Stock::new("TOOLONGSYM").is_none());
-    assert!(Token::new("caf\u{e9}").is_none());
+    assert_eq!(Stock::left("AMZN").unwrap().0, *b"AMZN    ");
+    assert_eq!(Stock::left("AMZN").unwrap().trimmed(), b"AMZN");
+    assert!(Stock::left("TOOLONGSYM").is_none());
+    assert!(Token::left("caf\u{e9}").is_none());
 }
 
 // ----------------------------------------------------------------- proptests
@@ -594,7 +594,7 @@ proptest! {
     ) {
         let m = Outbound::Executed(Executed {
             timestamp: ts,
-            token: Token::new(&t).unwrap(),
+            token: Token::left(&t).unwrap(),
             executed_shares: shares,
             execution_price: price,
             liquidity_flag: LiquidityFlag::Removed,
