@@ -148,11 +148,17 @@ impl ReplicaAgent {
                 continue;
             }
             idle_rounds = 0;
+            // The applied seq is published once a batch, not once a command:
+            // egress reads it on another core, and a store per command would
+            // move its cache line back and forth on every command.
             for sequenced in &batch[..count] {
-                if !self.apply_one(sequenced, true) {
+                let kept_up = self.apply_one(sequenced, true);
+                if !kept_up {
+                    self.status.applied_seq.set(sequenced.seq);
                     return RunEnd::Fenced;
                 }
             }
+            self.status.applied_seq.set(batch[count - 1].seq);
         }
     }
 
@@ -245,7 +251,6 @@ impl ReplicaAgent {
             event_hash: self.engine.event_hash(),
             events,
         });
-        self.status.applied_seq.set(seq);
         if self.snapshot_interval > 0 && seq.is_multiple_of(self.snapshot_interval) {
             self.maybe_snapshot(seq);
         }
@@ -366,7 +371,9 @@ impl ReplicaAgent {
             if record.seq <= applied_seq {
                 continue;
             }
-            if !self.apply_one(&record, false) {
+            let kept_up = self.apply_one(&record, false);
+            self.status.applied_seq.set(record.seq);
+            if !kept_up {
                 return Err(());
             }
             applied_seq = record.seq;
