@@ -334,15 +334,7 @@ impl SystemHandle {
     /// Stops cleanly: everything submitted so far is sequenced, journaled,
     /// synced and published, then every thread ends.
     pub fn shutdown(mut self) -> SystemReport {
-        self.stop.store(true, Ordering::Release);
-        let journal = self.sequencer.take().and_then(|handle| handle.join().ok());
-        if let Some(handle) = self.egress.take() {
-            let _ = handle.join();
-        }
-        for handle in self.replicas.drain(..) {
-            let _ = handle.join();
-        }
-        drop(journal);
+        self.stop_and_join(false);
         self.report()
     }
 
@@ -350,17 +342,27 @@ impl SystemHandle {
     /// is synced. What was written to the journal file stays there (as the
     /// OS keeps it after a process crash).
     pub fn crash(mut self) -> SystemReport {
-        self.halt.store(true, Ordering::Release);
+        self.stop_and_join(true);
+        self.report()
+    }
+
+    /// Asks every thread to stop (at once if `halt`, else after draining
+    /// what was submitted) and waits for them. The sequencer goes first: it
+    /// syncs and closes the journal on a clean stop.
+    fn stop_and_join(&mut self, halt: bool) {
+        if halt {
+            self.halt.store(true, Ordering::Release);
+        }
         self.stop.store(true, Ordering::Release);
-        let journal = self.sequencer.take().and_then(|handle| handle.join().ok());
+        if let Some(handle) = self.sequencer.take() {
+            drop(handle.join());
+        }
         if let Some(handle) = self.egress.take() {
             let _ = handle.join();
         }
         for handle in self.replicas.drain(..) {
             let _ = handle.join();
         }
-        drop(journal);
-        self.report()
     }
 
     fn report(&self) -> SystemReport {
@@ -396,17 +398,7 @@ impl Drop for SystemHandle {
     /// none outlives it.
     fn drop(&mut self) {
         if self.sequencer.is_some() || self.egress.is_some() || !self.replicas.is_empty() {
-            self.halt.store(true, Ordering::Release);
-            self.stop.store(true, Ordering::Release);
-            if let Some(handle) = self.sequencer.take() {
-                let _ = handle.join();
-            }
-            if let Some(handle) = self.egress.take() {
-                let _ = handle.join();
-            }
-            for handle in self.replicas.drain(..) {
-                let _ = handle.join();
-            }
+            self.stop_and_join(true);
         }
     }
 }
