@@ -4,7 +4,9 @@
 //! from flow records to engine commands ([`FlowMapper`], [`engine_config_for`]).
 //! The parser accepts only the canonical spelling of every field (no signs,
 //! no leading zeros, no spaces), so any row it accepts is written back by the
-//! writer byte for byte.
+//! writer byte for byte. A cancel row may carry a quantity, the quantity to
+//! keep open (a partial cancel, OUCH's Cancel Order with shares); without one
+//! it cancels the whole order, as every v1 file's cancels do.
 
 use lockstep_engine::{
     AccountId, CancelOrder, Command, EngineConfig, InstrumentId, InstrumentSpec, NewOrder,
@@ -42,8 +44,13 @@ pub enum FlowRecord {
         time_in_force: TimeInForce,
         post_only: bool,
     },
-    /// Cancel a live order.
-    Cancel { instrument: u32, order_id: u64 },
+    /// Cancel a live order: all of it when `qty_after_lots` is 0 (an empty
+    /// qty field), else down to `qty_after_lots` open, keeping its priority.
+    Cancel {
+        instrument: u32,
+        order_id: u64,
+        qty_after_lots: Qty,
+    },
     /// Change a live order's price and remaining quantity. A quantity of 0
     /// parses; the engine rejects it with `QtyZero`.
     Modify {
@@ -136,7 +143,16 @@ impl fmt::Display for FlowRecord {
             FlowRecord::Cancel {
                 instrument,
                 order_id,
+                qty_after_lots: 0,
             } => write!(formatter, "cancel,{instrument},{order_id},,,,,,"),
+            FlowRecord::Cancel {
+                instrument,
+                order_id,
+                qty_after_lots,
+            } => write!(
+                formatter,
+                "cancel,{instrument},{order_id},,,,{qty_after_lots},,"
+            ),
             FlowRecord::Modify {
                 instrument,
                 order_id,
@@ -305,15 +321,26 @@ fn parse_fields(line: &str) -> Result<FlowRecord, String> {
                 ("side", side),
                 ("type", order_type),
                 ("price", price),
-                ("qty", qty),
                 ("tif", tif),
                 ("post_only", post_only),
             ] {
                 require_empty(field, value, "cancel")?;
             }
+            // An empty qty is the whole order; a written one must be
+            // positive, so that each cancel has exactly one spelling.
+            let qty_after_lots = if qty.is_empty() {
+                0
+            } else {
+                let lots = parse_unsigned("qty", qty, Qty::MAX as u64)? as Qty;
+                if lots == 0 {
+                    return Err("qty: \"0\" must be positive for a cancel (leave it empty to cancel the whole order)".to_string());
+                }
+                lots
+            };
             Ok(FlowRecord::Cancel {
                 instrument,
                 order_id,
+                qty_after_lots,
             })
         }
         "modify" => {
@@ -567,10 +594,16 @@ impl FlowMapper {
                 qty: qty_lots,
                 time_in_force,
                 post_only,
+                client_tag: 0,
             }),
-            FlowRecord::Cancel { order_id, .. } => Command::Cancel(CancelOrder {
+            FlowRecord::Cancel {
+                order_id,
+                qty_after_lots,
+                ..
+            } => Command::Cancel(CancelOrder {
                 session: FLOW_SESSION,
                 token: Token::from_u64(order_id),
+                qty_after: qty_after_lots,
             }),
             FlowRecord::Modify {
                 order_id,
@@ -689,7 +722,8 @@ modify,1,1003,,,10060,80,,\n";
                 },
                 FlowRecord::Cancel {
                     instrument: 1,
-                    order_id: 1001
+                    order_id: 1001,
+                    qty_after_lots: 0,
                 },
                 FlowRecord::Modify {
                     instrument: 1,
@@ -754,6 +788,15 @@ modify,1,1003,,,10060,80,,\n";
                 "post_only: must be empty for action cancel",
             ),
             (
+                "cancel,1,1,,,,0,,",
+                "qty: \"0\" must be positive for a cancel",
+            ),
+            ("cancel,1,1,,,,05,,", "qty: \"05\" has a leading zero"),
+            (
+                "cancel,1,1,,,100,5,,",
+                "price: must be empty for action cancel",
+            ),
+            (
                 "modify,1,1,,,100,5,gtc,",
                 "tif: must be empty for action modify",
             ),
@@ -797,6 +840,32 @@ modify,1,1003,,,10060,80,,\n";
     }
 
     #[test]
+    fn a_cancel_with_a_qty_keeps_that_much_open() {
+        let record = parse_row("cancel,1,7,,,,2,,").expect("a partial cancel");
+        assert_eq!(
+            record,
+            FlowRecord::Cancel {
+                instrument: 1,
+                order_id: 7,
+                qty_after_lots: 2,
+            }
+        );
+        assert_eq!(record.to_string(), "cancel,1,7,,,,2,,");
+        let mut mapper = FlowMapper::new();
+        let mut engine = Engine::new(engine_config_for(1, 16)).expect("valid config");
+        let place = parse_row("new,1,7,buy,limit,100,5,gtc,0").expect("valid");
+        engine.apply(&mapper.map(&place), &mut |_| {});
+        let mut canceled = Vec::new();
+        engine.apply(&mapper.map(&record), &mut |event| {
+            if let Event::Canceled { qty, .. } = event {
+                canceled.push(*qty);
+            }
+        });
+        assert_eq!(canceled, vec![3]);
+        assert_eq!(engine.best(InstrumentId(0), Side::Buy), Some((100, 2)));
+    }
+
+    #[test]
     fn a_bad_header_ends_the_stream_and_an_empty_file_is_an_error() {
         let items = parse_all("action,instrument\nnew,1,1,buy,limit,100,10,gtc,0\n");
         assert_eq!(items.len(), 1);
@@ -826,6 +895,7 @@ modify,1,1003,,,10060,80,,\n";
         let cancel = FlowRecord::Cancel {
             instrument: 900,
             order_id: 5,
+            qty_after_lots: 0,
         };
         let modify = FlowRecord::Modify {
             instrument: 7,
@@ -838,7 +908,8 @@ modify,1,1003,,,10060,80,,\n";
             command,
             Command::Cancel(CancelOrder {
                 session: SessionId(0),
-                token: Token::from_u64(5)
+                token: Token::from_u64(5),
+                qty_after: 0,
             })
         );
         assert_eq!(
@@ -906,10 +977,18 @@ modify,1,1003,,,10060,80,,\n";
                         }
                     }
                 ),
-            (any::<u32>(), any::<u64>()).prop_map(|(instrument, order_id)| FlowRecord::Cancel {
-                instrument,
-                order_id
-            }),
+            (
+                any::<u32>(),
+                any::<u64>(),
+                prop_oneof![Just(0u32), any::<u32>()]
+            )
+                .prop_map(|(instrument, order_id, qty_after_lots)| {
+                    FlowRecord::Cancel {
+                        instrument,
+                        order_id,
+                        qty_after_lots,
+                    }
+                }),
             (any::<u32>(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
                 |(instrument, order_id, price_ticks, qty_lots)| FlowRecord::Modify {
                     instrument,

@@ -453,6 +453,7 @@ impl FlowGenerator {
                 Some(order) => FlowRecord::Cancel {
                     instrument: order.instrument,
                     order_id: order.order_id,
+                    qty_after_lots: 0,
                 },
                 None => self.fallback_new_order(INSTRUMENT, mid),
             },
@@ -600,6 +601,7 @@ impl FlowGenerator {
                 Some(order) => FlowRecord::Cancel {
                     instrument: order.instrument,
                     order_id: order.order_id,
+                    qty_after_lots: 0,
                 },
                 None => self.fallback_new_order(instrument, mid),
             },

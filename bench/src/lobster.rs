@@ -270,6 +270,7 @@ impl Importer {
                     Some(FlowRecord::Cancel {
                         instrument: LOBSTER_INSTRUMENT,
                         order_id,
+                        qty_after_lots: 0,
                     })
                 } else {
                     Some(FlowRecord::Modify {
@@ -291,6 +292,7 @@ impl Importer {
                 Some(FlowRecord::Cancel {
                     instrument: LOBSTER_INSTRUMENT,
                     order_id,
+                    qty_after_lots: 0,
                 })
             }
             4 => {
@@ -470,7 +472,8 @@ mod tests {
                 // 50 - 20 - 10 = 20 left, and this partial cancel takes all 20.
                 FlowRecord::Cancel {
                     instrument: 1,
-                    order_id: 100
+                    order_id: 100,
+                    qty_after_lots: 0,
                 },
             ]
         );

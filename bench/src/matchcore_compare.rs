@@ -77,9 +77,19 @@ pub fn translate(flow: &[Command]) -> MatchcoreFlow {
                 mc::CommandKind::Submit(mc::SubmitCmd { order: new_order })
             }
             Command::Cancel(cancel) => match order_ids.get(&(cancel.session.0, cancel.token)) {
-                Some(order_id) => mc::CommandKind::Cancel(mc::CancelCmd {
+                Some(order_id) if cancel.qty_after == 0 => mc::CommandKind::Cancel(mc::CancelCmd {
                     order_id: *order_id,
                     order_kind: mc::OrderKind::Limit,
+                }),
+                // A partial cancel is an amend of the quantity alone, which
+                // keeps the price and the order's priority.
+                Some(order_id) => mc::CommandKind::Amend(mc::AmendCmd {
+                    order_id: *order_id,
+                    patch: mc::AmendPatch::Limit(mc::LimitOrderPatch::new().with_quantity_policy(
+                        mc::QuantityPolicy::Standard {
+                            quantity: mc::Quantity(cancel.qty_after as u64),
+                        },
+                    )),
                 }),
                 None => continue,
             },
@@ -104,7 +114,9 @@ pub fn translate(flow: &[Command]) -> MatchcoreFlow {
             }
             Command::Halt { .. }
             | Command::Resume { .. }
-            | Command::SetSelfTradePrevention { .. } => continue,
+            | Command::SetSelfTradePrevention { .. }
+            | Command::CancelAllForSession { .. }
+            | Command::Reject { .. } => continue,
         };
         commands.push(mc::Command {
             meta: mc::CommandMeta {
@@ -232,6 +244,7 @@ mod tests {
             qty: 10,
             time_in_force: TimeInForce::Gtc,
             post_only: false,
+            client_tag: 0,
         })
     }
 
@@ -250,10 +263,12 @@ mod tests {
             Command::Cancel(CancelOrder {
                 session: SessionId(0),
                 token: Token::from_u64(7),
+                qty_after: 0,
             }),
             Command::Cancel(CancelOrder {
                 session: SessionId(0),
                 token: Token::from_u64(99),
+                qty_after: 0,
             }),
         ];
         let translated = translate(&flow);

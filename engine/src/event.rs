@@ -4,13 +4,16 @@
 //! a new order gives `Accepted`, then one `Fill` per execution in price-time
 //! order (with `Canceled` events of self-trade prevention where they happen),
 //! then at most one `Canceled` for an unfilled remainder that may not rest;
-//! a refused command gives exactly one `Rejected`.
+//! a refused command gives exactly one `Rejected`. A cancel-all of a session
+//! gives one `Canceled` per live order of the session, in pool slot order,
+//! and no event at all when the session has none.
 
 use crate::stable_hash::fingerprint_words;
 use crate::types::{
     AccountId, InstrumentId, MatchId, OrderId, OrderType, Price, Qty, SessionId, Side, StpMode,
     TimeInForce, Token,
 };
+use rkyv::{Archive, Deserialize, Serialize};
 
 /// Identifies one order to its owner and to the exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,8 +23,9 @@ pub struct OrderRef {
     pub order_id: OrderId,
 }
 
-/// Which command a `Rejected` answers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which command a `Rejected` answers. The numeric codes are stable: they are
+/// journaled (in `Reject` commands) and hashed.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum CommandKind {
     New = 0,
@@ -30,11 +34,47 @@ pub enum CommandKind {
     Halt = 3,
     Resume = 4,
     SetSelfTradePrevention = 5,
+    CancelAllForSession = 6,
 }
 
+impl CommandKind {
+    /// Every kind, in code order.
+    pub const ALL: [CommandKind; 7] = [
+        CommandKind::New,
+        CommandKind::Cancel,
+        CommandKind::Replace,
+        CommandKind::Halt,
+        CommandKind::Resume,
+        CommandKind::SetSelfTradePrevention,
+        CommandKind::CancelAllForSession,
+    ];
+
+    /// The kind with this code, if any.
+    pub const fn from_code(code: u8) -> Option<CommandKind> {
+        if (code as usize) < Self::ALL.len() {
+            Some(Self::ALL[code as usize])
+        } else {
+            None
+        }
+    }
+}
+
+const _: () = {
+    let mut index = 0;
+    while index < CommandKind::ALL.len() {
+        assert!(
+            CommandKind::ALL[index] as usize == index,
+            "CommandKind::ALL must list the kinds in code order from 0"
+        );
+        index += 1;
+    }
+};
+
 /// Why a command was refused. The numeric codes are stable: they are
-/// journaled, hashed and sent to clients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// journaled, hashed and sent to clients. Codes 1 to 18 are the engine's
+/// own; from 19 on they are decided by a gateway before the engine sees the
+/// command, and reach the engine only inside a `Command::Reject`.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 pub enum RejectReason {
     UnknownSession = 1,
@@ -54,11 +94,38 @@ pub enum RejectReason {
     UnknownOrder = 15,
     OrderTableFull = 16,
     LevelTableFull = 17,
+    /// A cancel whose `qty_after` is not below the order's open quantity.
+    CancelWouldNotReduce = 18,
+    /// Gateway: a time in force the engine does not offer.
+    InvalidTimeInForce = 19,
+    /// Gateway: a display instruction the engine does not offer.
+    InvalidDisplay = 20,
+    /// Gateway: a minimum quantity the engine cannot honour.
+    InvalidMinimumQty = 21,
+    /// Gateway: a cross type the engine does not offer.
+    InvalidCrossType = 22,
+    /// Gateway: a firm the session may not use.
+    InvalidFirm = 23,
+    /// Gateway: a capacity value out of range.
+    InvalidCapacity = 24,
+    /// Gateway: a customer type value out of range.
+    InvalidCustomerType = 25,
+    /// Gateway: the session sent faster than its limit allows.
+    MessageRateExceeded = 26,
+    /// Gateway: the session holds as many open orders as it may.
+    SessionOpenOrdersLimit = 27,
+    /// Gateway: its table of the session's tokens is full.
+    TokenTableFull = 28,
+    /// Gateway: it is shedding load.
+    SystemBusy = 29,
+    /// Gateway: an enumerated field with a value outside its protocol's
+    /// list, for fields that have no reject code of their own.
+    InvalidField = 30,
 }
 
 impl RejectReason {
     /// Every reason, in code order.
-    pub const ALL: [RejectReason; 17] = [
+    pub const ALL: [RejectReason; 30] = [
         RejectReason::UnknownSession,
         RejectReason::UnknownAccount,
         RejectReason::UnknownInstrument,
@@ -76,7 +143,35 @@ impl RejectReason {
         RejectReason::UnknownOrder,
         RejectReason::OrderTableFull,
         RejectReason::LevelTableFull,
+        RejectReason::CancelWouldNotReduce,
+        RejectReason::InvalidTimeInForce,
+        RejectReason::InvalidDisplay,
+        RejectReason::InvalidMinimumQty,
+        RejectReason::InvalidCrossType,
+        RejectReason::InvalidFirm,
+        RejectReason::InvalidCapacity,
+        RejectReason::InvalidCustomerType,
+        RejectReason::MessageRateExceeded,
+        RejectReason::SessionOpenOrdersLimit,
+        RejectReason::TokenTableFull,
+        RejectReason::SystemBusy,
+        RejectReason::InvalidField,
     ];
+
+    /// The reason with this code, if any.
+    pub const fn from_code(code: u8) -> Option<RejectReason> {
+        if code >= 1 && (code as usize) <= Self::ALL.len() {
+            Some(Self::ALL[code as usize - 1])
+        } else {
+            None
+        }
+    }
+
+    /// True for the reasons only a gateway decides; the engine itself never
+    /// produces them, it only passes them on from a `Command::Reject`.
+    pub const fn is_gateway_reason(self) -> bool {
+        self as u8 >= RejectReason::InvalidTimeInForce as u8
+    }
 
     /// A stable snake_case name for reports.
     pub const fn name(self) -> &'static str {
@@ -98,9 +193,33 @@ impl RejectReason {
             RejectReason::UnknownOrder => "unknown_order",
             RejectReason::OrderTableFull => "order_table_full",
             RejectReason::LevelTableFull => "level_table_full",
+            RejectReason::CancelWouldNotReduce => "cancel_would_not_reduce",
+            RejectReason::InvalidTimeInForce => "invalid_time_in_force",
+            RejectReason::InvalidDisplay => "invalid_display",
+            RejectReason::InvalidMinimumQty => "invalid_minimum_qty",
+            RejectReason::InvalidCrossType => "invalid_cross_type",
+            RejectReason::InvalidFirm => "invalid_firm",
+            RejectReason::InvalidCapacity => "invalid_capacity",
+            RejectReason::InvalidCustomerType => "invalid_customer_type",
+            RejectReason::MessageRateExceeded => "message_rate_exceeded",
+            RejectReason::SessionOpenOrdersLimit => "session_open_orders_limit",
+            RejectReason::TokenTableFull => "token_table_full",
+            RejectReason::SystemBusy => "system_busy",
+            RejectReason::InvalidField => "invalid_field",
         }
     }
 }
+
+const _: () = {
+    let mut index = 0;
+    while index < RejectReason::ALL.len() {
+        assert!(
+            RejectReason::ALL[index] as usize == index + 1,
+            "RejectReason::ALL must list the reasons in code order from 1"
+        );
+        index += 1;
+    }
+};
 
 /// Why an order (or part of it) left the book without trading.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,6 +231,9 @@ pub enum CancelReason {
     ImmediateRemainder = 2,
     /// Self-trade prevention.
     SelfTrade = 3,
+    /// The owning session went away and its orders were canceled for it
+    /// (`Command::CancelAllForSession`).
+    SessionDisconnected = 4,
 }
 
 /// One output of the engine.
@@ -128,6 +250,8 @@ pub enum Event {
         post_only: bool,
         price: Price,
         qty: Qty,
+        /// The new order's `client_tag`, passed through untouched.
+        client_tag: u16,
     },
     /// A command was refused; the book is unchanged.
     Rejected {
@@ -148,7 +272,8 @@ pub enum Event {
         /// The maker's remaining quantity after this fill; 0 means it is gone.
         maker_qty_open: Qty,
     },
-    /// Quantity left the book without trading.
+    /// Quantity left the book without trading. After a partial cancel the
+    /// order still rests with `qty` less open.
     Canceled {
         order: OrderRef,
         qty: Qty,
@@ -205,10 +330,14 @@ impl Event {
                 post_only,
                 price,
                 qty,
+                client_tag,
             } => {
                 let (key_low, key_high, order_id) = order.words();
+                // The client tag takes bits 8..24 of the first word, which
+                // were zero before it existed, so an order with tag 0 has the
+                // fingerprint it always had.
                 fingerprint_words([
-                    1 | (account.0 as u64) << 32,
+                    1 | (client_tag as u64) << 8 | (account.0 as u64) << 32,
                     key_low,
                     key_high,
                     order_id,

@@ -130,6 +130,20 @@ impl Engine {
                 self.token_index.len()
             ));
         }
+        // Every order in a book was checked to name its level, so equal
+        // counts mean every slot outside the books (a free one) has none:
+        // cancel-all tells live slots from free ones by that alone.
+        let slots_with_level = books
+            .orders
+            .items
+            .iter()
+            .filter(|order| order.level != NIL)
+            .count() as u64;
+        if slots_with_level != orders_seen {
+            return Err(format!(
+                "{slots_with_level} pool slots name a level, but {orders_seen} orders are in books"
+            ));
+        }
         if books.indexed_levels() + books.window_levels() != levels_seen {
             return Err(format!(
                 "{levels_seen} levels in books, {} in the price index and {} in tick windows",

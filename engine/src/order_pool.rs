@@ -22,6 +22,9 @@ pub struct Order {
     pub prev: u32,
     /// The next (newer) order at the same level, or `NIL`; also the free link.
     pub next: u32,
+    /// The order's level; `NIL` in a free slot (an order is unlinked before
+    /// its slot is released), which is how a walk over the pool tells live
+    /// slots from free ones.
     pub level: u32,
     pub post_only: bool,
 }

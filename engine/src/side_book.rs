@@ -903,11 +903,13 @@ mod tests {
                         qty: (next() % 20 + 1) as u32,
                         time_in_force: TimeInForce::Gtc,
                         post_only: false,
+                        client_tag: 0,
                     })
                 }
                 4 => Command::Cancel(CancelOrder {
                     session: SessionId(session),
                     token: old_token,
+                    qty_after: 0,
                 }),
                 _ => Command::Replace(ReplaceOrder {
                     session: SessionId(session),

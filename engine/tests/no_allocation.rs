@@ -4,7 +4,7 @@
 
 mod common;
 
-use lockstep_engine::{Engine, Event};
+use lockstep_engine::{CancelReason, Engine, Event, RejectReason};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -49,20 +49,37 @@ const MEASURED_COMMANDS: usize = 1_000_000;
 
 #[test]
 fn a_million_commands_after_warm_up_allocate_nothing() {
-    let commands = common::CommandSource::commands(7, WARM_UP_COMMANDS + MEASURED_COMMANDS);
+    let commands = common::CommandSource::commands_of_every_kind(
+        7,
+        WARM_UP_COMMANDS + MEASURED_COMMANDS,
+        50_000,
+    );
     let mut engine = Engine::new(common::config(1 << 16, 1 << 14)).expect("valid config");
-    let mut counts = [0u64; 7];
+    // The seven event kinds, then cancels by a disconnect and partial
+    // cancels, which the commands added to the basic flow bring.
+    let mut counts = [0u64; 9];
     let mut sink = |event: &Event| {
         let kind = match event {
             Event::Accepted { .. } => 0,
             Event::Rejected { .. } => 1,
             Event::Fill { .. } => 2,
+            Event::Canceled {
+                reason: CancelReason::SessionDisconnected,
+                ..
+            } => 7,
             Event::Canceled { .. } => 3,
             Event::Replaced { .. } => 4,
             Event::InstrumentStatus { .. } => 5,
             Event::SelfTradePreventionSet { .. } => 6,
         };
         counts[kind] += 1;
+        if let Event::Rejected {
+            reason: RejectReason::CancelWouldNotReduce,
+            ..
+        } = event
+        {
+            counts[8] += 1;
+        }
     };
     for command in &commands[..WARM_UP_COMMANDS] {
         engine.apply(command, &mut sink);
@@ -85,7 +102,7 @@ fn a_million_commands_after_warm_up_allocate_nothing() {
     // The flow must really have exercised the engine, or zero proves nothing.
     assert!(
         counts.iter().all(|&count| count > 1_000),
-        "every event kind must occur often: {counts:?}"
+        "every event kind, cancels by disconnect and refused partial cancels must occur often: {counts:?}"
     );
     assert_eq!(
         allocations, 0,

@@ -13,6 +13,9 @@
 //! - for every order (followed across replaces), entered = filled +
 //!   canceled + open, all taken from the events alone.
 //!
+//! The commands include partial cancels, cancel-all of a session and
+//! gateway rejects as well as the order flow.
+//!
 //! Where the contract is silent the model follows choices read from
 //! `engine.rs`; each is marked "ENGINE CHOICE" below.
 //!
@@ -46,6 +49,8 @@ struct RefOrder {
     post_only: bool,
     /// When the order took its current place in the queue.
     arrival: u64,
+    /// The engine's order pool slot; see `RefBook::free_slots`.
+    slot: u32,
 }
 
 impl RefOrder {
@@ -71,6 +76,13 @@ struct RefBook {
     next_order_id: u64,
     next_match_id: u64,
     next_arrival: u64,
+    /// ENGINE CHOICE: cancel-all of a session emits its orders in the order
+    /// of the engine's pool slots. So the model keeps the pool's free list:
+    /// a stack (the last slot freed is the next taken), slot 0 on top at the
+    /// start; a resting order takes a slot after its matching is done, a
+    /// replace keeps its order's slot, and every order leaving the book
+    /// frees its slot at once.
+    free_slots: Vec<u32>,
 }
 
 /// True if an incoming order on `side` with `limit` (`None`: market) may
@@ -112,8 +124,16 @@ impl RefBook {
             next_order_id: 1,
             next_match_id: 1,
             next_arrival: 0,
+            free_slots: (0..config.orders_max).rev().collect(),
             config,
         }
+    }
+
+    /// Takes an order out of the book and frees its slot.
+    fn remove(&mut self, index: usize) -> RefOrder {
+        let order = self.orders.remove(index);
+        self.free_slots.push(order.slot);
+        order
     }
 
     fn find(&self, session: SessionId, token: Token) -> Option<usize> {
@@ -231,7 +251,7 @@ impl RefBook {
                 match mode {
                     StpMode::CancelIncoming => return (remaining, true),
                     StpMode::CancelResting | StpMode::CancelBoth => {
-                        self.orders.remove(index);
+                        self.remove(index);
                         out.push(Event::Canceled {
                             order: maker.order_ref(),
                             qty: maker.qty_open,
@@ -260,7 +280,7 @@ impl RefBook {
             });
             self.next_match_id += 1;
             if maker_qty_open == 0 {
-                self.orders.remove(index);
+                self.remove(index);
             } else {
                 self.orders[index].qty_open = maker_qty_open;
             }
@@ -377,6 +397,7 @@ impl RefBook {
             post_only: o.post_only,
             price: o.price,
             qty: o.qty,
+            client_tag: o.client_tag,
         });
         let limit = (o.order_type == OrderType::Limit).then_some(o.price);
         let (remaining, stopped) = self.run_match(
@@ -407,6 +428,7 @@ impl RefBook {
                     qty_open: remaining,
                     post_only: o.post_only,
                     arrival: self.next_arrival,
+                    slot: self.free_slots.pop().expect("capacity checked"),
                 });
                 self.next_arrival += 1;
             } else {
@@ -435,14 +457,61 @@ impl RefBook {
                 command: CommandKind::Cancel,
                 reason,
             }),
+            // ENGINE CHOICE: a cancel that would not reduce is refused
+            // after the order is found.
+            Ok(index) if c.qty_after >= self.orders[index].qty_open => out.push(Event::Rejected {
+                session: c.session,
+                token: c.token,
+                command: CommandKind::Cancel,
+                reason: RejectReason::CancelWouldNotReduce,
+            }),
+            Ok(index) if c.qty_after > 0 => {
+                let order = &mut self.orders[index];
+                let qty = order.qty_open - c.qty_after;
+                // The order keeps its arrival, so its place in the queue.
+                order.qty_open = c.qty_after;
+                out.push(Event::Canceled {
+                    order: order.order_ref(),
+                    qty,
+                    reason: CancelReason::Requested,
+                });
+            }
             Ok(index) => {
-                let order = self.orders.remove(index);
+                let order = self.remove(index);
                 out.push(Event::Canceled {
                     order: order.order_ref(),
                     qty: order.qty_open,
                     reason: CancelReason::Requested,
                 });
             }
+        }
+    }
+
+    fn apply_cancel_all(&mut self, session: SessionId, out: &mut Vec<Event>) {
+        if session.0 >= self.config.sessions_max {
+            out.push(Event::Rejected {
+                session,
+                token: Token::from_u64(0),
+                command: CommandKind::CancelAllForSession,
+                reason: RejectReason::UnknownSession,
+            });
+            return;
+        }
+        let mut slots: Vec<u32> = self
+            .orders
+            .iter()
+            .filter(|o| o.session == session)
+            .map(|o| o.slot)
+            .collect();
+        slots.sort_unstable();
+        for slot in slots {
+            let index = self.orders.iter().position(|o| o.slot == slot).unwrap();
+            let order = self.remove(index);
+            out.push(Event::Canceled {
+                order: order.order_ref(),
+                qty: order.qty_open,
+                reason: CancelReason::SessionDisconnected,
+            });
         }
     }
 
@@ -529,6 +598,8 @@ impl RefBook {
             order.qty_open = r.qty;
             return;
         }
+        // The order keeps its slot while it re-enters; it frees it only if
+        // it does not rest again.
         self.orders.remove(index);
         let (remaining, stopped) = self.run_match(
             before.instrument,
@@ -539,6 +610,9 @@ impl RefBook {
             before.account,
             out,
         );
+        if stopped || remaining == 0 {
+            self.free_slots.push(before.slot);
+        }
         if stopped {
             out.push(Event::Canceled {
                 order: after,
@@ -572,6 +646,25 @@ impl RefBook {
             Command::New(o) => self.apply_new(o, &mut out),
             Command::Cancel(c) => self.apply_cancel(c, &mut out),
             Command::Replace(r) => self.apply_replace(r, &mut out),
+            Command::CancelAllForSession { session } => self.apply_cancel_all(*session, &mut out),
+            // ENGINE CHOICE: a gateway reject for a session that does not
+            // exist is answered with UnknownSession, under the command kind
+            // the gateway named.
+            Command::Reject {
+                session,
+                token,
+                command,
+                reason,
+            } => out.push(Event::Rejected {
+                session: *session,
+                token: *token,
+                command: *command,
+                reason: if session.0 >= self.config.sessions_max {
+                    RejectReason::UnknownSession
+                } else {
+                    *reason
+                },
+            }),
             Command::Halt { instrument } | Command::Resume { instrument } => {
                 let halted = matches!(command, Command::Halt { .. });
                 let kind = if halted {
@@ -819,7 +912,18 @@ fn run(config: EngineConfig, ops: &[Op], tally: &mut Tally) -> Result<(), TestCa
         );
         for event in &events {
             ledger.record(event)?;
-            *tally.entry(outcome(event)).or_default() += 1;
+            // A gateway's reject is tallied apart, so that it cannot stand
+            // in for a reject the engine must be seen to make itself.
+            let name = match command {
+                Command::Reject { .. } => format!("gateway {}", outcome(event)),
+                _ => outcome(event),
+            };
+            *tally.entry(name).or_default() += 1;
+        }
+        if let (Command::Cancel(cancel), [Event::Canceled { .. }]) = (&command, &events[..]) {
+            if cancel.qty_after > 0 {
+                *tally.entry("partial cancel".to_string()).or_default() += 1;
+            }
         }
         compare_state(&engine, &model)
             .and_then(|()| ledger.check(&engine))
@@ -866,12 +970,21 @@ enum Target {
     Given { session: u16, token: u64 },
 }
 
-/// A replace's new quantity.
+/// A replace's new quantity, or the quantity a cancel keeps.
 #[derive(Clone, Copy, Debug)]
 enum QtySpec {
     Abs(Qty),
     /// The target's open quantity plus this (0 if it goes below).
     Delta(i8),
+}
+
+impl QtySpec {
+    fn resolve(self, open: Qty) -> Qty {
+        match self {
+            QtySpec::Abs(q) => q,
+            QtySpec::Delta(d) => (open as i64 + d as i64).max(0) as Qty,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -888,7 +1001,11 @@ enum Op {
         time_in_force: TimeInForce,
         post_only: bool,
     },
-    Cancel(Target),
+    Cancel {
+        target: Target,
+        /// The quantity to keep open; `Abs(0)` cancels the whole order.
+        qty_after: QtySpec,
+    },
     Replace {
         target: Target,
         /// `None`: keep the token.
@@ -899,6 +1016,15 @@ enum Op {
     Halt(u32),
     Resume(u32),
     Stp(u32, StpMode),
+    CancelAll(u16),
+    /// A gateway's reject: session, token, command kind and reason, the
+    /// last two as indexes into their `ALL` lists.
+    Reject {
+        session: u16,
+        token: u64,
+        command: usize,
+        reason: usize,
+    },
 }
 
 const MID: i64 = 100;
@@ -1019,10 +1145,16 @@ fn resolve(op: Op, model: &RefBook) -> Command {
             qty,
             time_in_force,
             post_only,
+            client_tag: token as u16 ^ 0xa5a5,
         }),
-        Op::Cancel(target) => {
-            let (session, token, _) = target_of(target, model);
-            Command::Cancel(CancelOrder { session, token })
+        Op::Cancel { target, qty_after } => {
+            let (session, token, order) = target_of(target, model);
+            let open = order.map_or(3, |o| o.qty_open);
+            Command::Cancel(CancelOrder {
+                session,
+                token,
+                qty_after: qty_after.resolve(open),
+            })
         }
         Op::Replace {
             target,
@@ -1045,12 +1177,23 @@ fn resolve(op: Op, model: &RefBook) -> Command {
                 token,
                 new_token: new_token.map_or(token, Token::from_u64),
                 price: price_of(price, model, instrument, side, own_price),
-                qty: match qty {
-                    QtySpec::Abs(q) => q,
-                    QtySpec::Delta(d) => (open as i64 + d as i64).max(0) as Qty,
-                },
+                qty: qty.resolve(open),
             })
         }
+        Op::CancelAll(session) => Command::CancelAllForSession {
+            session: SessionId(session),
+        },
+        Op::Reject {
+            session,
+            token,
+            command,
+            reason,
+        } => Command::Reject {
+            session: SessionId(session),
+            token: Token::from_u64(token),
+            command: CommandKind::ALL[command % CommandKind::ALL.len()],
+            reason: RejectReason::ALL[reason % RejectReason::ALL.len()],
+        },
         Op::Halt(instrument) => Command::Halt {
             instrument: InstrumentId(instrument),
         },
@@ -1181,10 +1324,37 @@ fn replace(tokens: u64, wide: u32) -> impl Strategy<Value = Op> {
         })
 }
 
+/// Mostly whole cancels; partial ones reduce by one to three lots, or keep
+/// all (refused), or more than all (refused), or go below zero (whole).
+fn cancel(tokens: u64) -> impl Strategy<Value = Op> {
+    (
+        target(tokens),
+        prop_oneof![
+            3 => Just(QtySpec::Abs(0)),
+            3 => (-3i8..=1).prop_map(QtySpec::Delta),
+            1 => qty().prop_map(QtySpec::Abs),
+        ],
+    )
+        .prop_map(|(target, qty_after)| Op::Cancel { target, qty_after })
+}
+
+fn reject(tokens: u64) -> impl Strategy<Value = Op> {
+    (session(), token(tokens), any::<usize>(), any::<usize>()).prop_map(
+        |(session, token, command, reason)| Op::Reject {
+            session,
+            token,
+            command,
+            reason,
+        },
+    )
+}
+
 fn op(tokens: u64, wide: u32) -> impl Strategy<Value = Op> {
     prop_oneof![
         60 => new_order(tokens, wide),
-        6 => target(tokens).prop_map(Op::Cancel),
+        8 => cancel(tokens),
+        1 => session().prop_map(Op::CancelAll),
+        2 => reject(tokens),
         16 => replace(tokens, wide),
         4 => (account(), stp_mode()).prop_map(|(account, mode)| Op::Stp(account, mode)),
         1 => (0u32..3).prop_map(Op::Halt),
@@ -1272,10 +1442,19 @@ fn seeded_runs_match_reference_model_and_reach_every_outcome() {
         };
         run(config, &ops, &mut tally).unwrap();
     }
+    // The engine's own reasons for a new order; every reason at all, from
+    // the engine or passed on from a gateway's reject, is checked below.
     let mut expected: Vec<String> = RejectReason::ALL
         .iter()
+        .filter(|reason| {
+            !reason.is_gateway_reason()
+                && ![
+                    RejectReason::UnknownOrder,
+                    RejectReason::CancelWouldNotReduce,
+                ]
+                .contains(reason)
+        })
         .map(|reason| format!("rejected New {}", reason.name()))
-        .filter(|name| !name.ends_with("unknown_order"))
         .collect();
     for reason in [
         RejectReason::UnknownSession,
@@ -1296,6 +1475,10 @@ fn seeded_runs_match_reference_model_and_reach_every_outcome() {
         [
             "rejected Cancel unknown_session",
             "rejected Cancel unknown_order",
+            "rejected Cancel cancel_would_not_reduce",
+            "rejected CancelAllForSession unknown_session",
+            "canceled SessionDisconnected",
+            "partial cancel",
             "rejected Halt unknown_instrument",
             "rejected Resume unknown_instrument",
             "rejected SetSelfTradePrevention unknown_account",
@@ -1318,6 +1501,14 @@ fn seeded_runs_match_reference_model_and_reach_every_outcome() {
     );
     for mode in ["Off", "CancelResting", "CancelIncoming", "CancelBoth"] {
         expected.push(format!("stp set {mode}"));
+    }
+    for reason in RejectReason::ALL {
+        if !tally
+            .keys()
+            .any(|name| name.contains("rejected ") && name.ends_with(reason.name()))
+        {
+            expected.push(format!("rejected (any command) {}", reason.name()));
+        }
     }
     let missing: Vec<&String> = expected
         .iter()

@@ -173,6 +173,7 @@ pub fn synthetic_command(seq: u64) -> SequencedCommand {
             qty: 1 + (seq % 500) as u32,
             time_in_force: TimeInForce::Gtc,
             post_only: false,
+            client_tag: 0,
         }),
     }
 }

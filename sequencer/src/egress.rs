@@ -27,8 +27,11 @@ use std::sync::Arc;
 /// Records egress takes from one replica in one round.
 const ROUND_RECORDS_MAX: usize = 256;
 
-/// Where published events go: called on the egress thread, in seq order.
-pub type PublishSink = Box<dyn FnMut(u64, &Event) + Send>;
+/// Where published events go: called on the egress thread, in seq order,
+/// with each event's seq and the sequencer's timestamp of its command (ns
+/// since the Unix epoch), then the event. A seq without events is never
+/// seen here.
+pub type PublishSink = Box<dyn FnMut(u64, u64, &Event) + Send>;
 
 /// Why a replica was fenced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -306,13 +309,17 @@ impl EgressAgent {
                 view.counted_events = 0;
             }
             match record {
-                OutputRecord::Event { event, .. } => {
+                OutputRecord::Event {
+                    timestamp_ns,
+                    event,
+                    ..
+                } => {
                     let ordinal = view.counted_events;
                     view.counted_events += 1;
                     // Events an earlier publisher of this seq already sent
                     // are skipped: they are the same events.
                     if ordinal >= *published_in_seq {
-                        (self.sink)(seq, &event);
+                        (self.sink)(seq, timestamp_ns, &event);
                         *published_in_seq += 1;
                         self.stats.events_published.fetch_add(1, Ordering::Relaxed);
                     }

@@ -9,8 +9,8 @@
 
 use core::fmt;
 use lockstep_engine::{
-    AccountId, CancelOrder, Command, InstrumentId, NewOrder, OrderType, ReplaceOrder, SessionId,
-    Side, StpMode, TimeInForce, Token,
+    AccountId, CancelOrder, Command, CommandKind, InstrumentId, NewOrder, OrderType, RejectReason,
+    ReplaceOrder, SessionId, Side, StpMode, TimeInForce, Token,
 };
 
 /// The size of one record. A power of two, so records never straddle a page
@@ -50,12 +50,23 @@ const ORDER_TYPE_OFFSET: usize = 54;
 const TIME_IN_FORCE_OFFSET: usize = 55;
 const POST_ONLY_OFFSET: usize = 56;
 const STP_MODE_OFFSET: usize = 57;
+/// A new order's client tag (u16). Only a self-trade prevention setting uses
+/// byte 57 otherwise, and it has no client tag.
+const CLIENT_TAG_OFFSET: usize = 57;
+/// A reject's command kind and reason bytes sit where a new order keeps its
+/// order type and time in force: the record's small enum bytes.
+const REJECT_COMMAND_OFFSET: usize = 54;
+const REJECT_REASON_OFFSET: usize = 55;
 
 const _: () = assert!(TOKEN_OFFSET + Token::BYTES == PRICE_OFFSET);
 const _: () = assert!(QTY_OFFSET + 4 == ACCOUNT_OFFSET);
 const _: () = assert!(NEW_TOKEN_OFFSET + Token::BYTES == CRC_OFFSET);
 const _: () = assert!(INSTRUMENT_OFFSET + 4 == ORDER_TYPE_OFFSET);
 const _: () = assert!(STP_MODE_OFFSET < CRC_OFFSET);
+const _: () = assert!(POST_ONLY_OFFSET + 1 == CLIENT_TAG_OFFSET);
+const _: () = assert!(CLIENT_TAG_OFFSET + 2 <= CRC_OFFSET);
+const _: () = assert!(TOKEN_OFFSET + Token::BYTES <= REJECT_COMMAND_OFFSET);
+const _: () = assert!(REJECT_COMMAND_OFFSET + 1 == REJECT_REASON_OFFSET);
 
 // Kind bytes. Zero is deliberately not a kind, so a zeroed record can never
 // decode even if its CRC happened to match.
@@ -65,6 +76,8 @@ const KIND_REPLACE: u8 = 3;
 const KIND_HALT: u8 = 4;
 const KIND_RESUME: u8 = 5;
 const KIND_SET_STP: u8 = 6;
+const KIND_CANCEL_ALL: u8 = 7;
+const KIND_REJECT: u8 = 8;
 
 // Header field offsets.
 const HEADER_MAGIC_OFFSET: usize = 0;
@@ -113,6 +126,10 @@ pub enum RecordError {
     /// Post-only must be 0 or 1.
     BadPostOnly(u8),
     BadStpMode(u8),
+    /// A reject's command kind byte names no command kind.
+    BadCommandKind(u8),
+    /// A reject's reason byte names no reject reason.
+    BadRejectReason(u8),
     /// A byte this kind does not use is not zero.
     NonZeroPadding {
         offset_bytes: usize,
@@ -147,6 +164,10 @@ impl fmt::Display for RecordError {
             RecordError::BadStpMode(value) => {
                 write!(f, "invalid self-trade prevention mode byte {value}")
             }
+            RecordError::BadCommandKind(value) => {
+                write!(f, "invalid rejected command kind byte {value}")
+            }
+            RecordError::BadRejectReason(value) => write!(f, "invalid reject reason byte {value}"),
             RecordError::NonZeroPadding { offset_bytes } => write!(
                 f,
                 "non-zero byte at record offset {offset_bytes}, which this command kind does not use"
@@ -286,11 +307,13 @@ fn encode_body(record: &SequencedCommand, out: &mut [u8; RECORD_SIZE_BYTES]) {
             out[ORDER_TYPE_OFFSET] = order.order_type as u8;
             out[TIME_IN_FORCE_OFFSET] = order.time_in_force as u8;
             out[POST_ONLY_OFFSET] = u8::from(order.post_only);
+            put_u16(out, CLIENT_TAG_OFFSET, order.client_tag);
         }
         Command::Cancel(cancel) => {
             out[KIND_OFFSET] = KIND_CANCEL;
             put_u16(out, SESSION_OFFSET, cancel.session.0);
             put_token(out, TOKEN_OFFSET, cancel.token);
+            put_u32(out, QTY_OFFSET, cancel.qty_after);
         }
         Command::Replace(replace) => {
             out[KIND_OFFSET] = KIND_REPLACE;
@@ -312,6 +335,22 @@ fn encode_body(record: &SequencedCommand, out: &mut [u8; RECORD_SIZE_BYTES]) {
             out[KIND_OFFSET] = KIND_SET_STP;
             put_u32(out, ACCOUNT_OFFSET, account.0);
             out[STP_MODE_OFFSET] = mode as u8;
+        }
+        Command::CancelAllForSession { session } => {
+            out[KIND_OFFSET] = KIND_CANCEL_ALL;
+            put_u16(out, SESSION_OFFSET, session.0);
+        }
+        Command::Reject {
+            session,
+            token,
+            command,
+            reason,
+        } => {
+            out[KIND_OFFSET] = KIND_REJECT;
+            put_u16(out, SESSION_OFFSET, session.0);
+            put_token(out, TOKEN_OFFSET, token);
+            out[REJECT_COMMAND_OFFSET] = command as u8;
+            out[REJECT_REASON_OFFSET] = reason as u8;
         }
     }
 }
@@ -379,6 +418,14 @@ fn decode_stp_mode(value: u8) -> Result<StpMode, RecordError> {
     }
 }
 
+fn decode_command_kind(value: u8) -> Result<CommandKind, RecordError> {
+    CommandKind::from_code(value).ok_or(RecordError::BadCommandKind(value))
+}
+
+fn decode_reject_reason(value: u8) -> Result<RejectReason, RecordError> {
+    RejectReason::from_code(value).ok_or(RecordError::BadRejectReason(value))
+}
+
 fn decode_command(bytes: &[u8; RECORD_SIZE_BYTES]) -> Result<Command, RecordError> {
     let session = SessionId(get_u16(bytes, SESSION_OFFSET));
     let token = get_token(bytes, TOKEN_OFFSET);
@@ -394,8 +441,13 @@ fn decode_command(bytes: &[u8; RECORD_SIZE_BYTES]) -> Result<Command, RecordErro
             qty: get_u32(bytes, QTY_OFFSET),
             time_in_force: decode_time_in_force(bytes[TIME_IN_FORCE_OFFSET])?,
             post_only: decode_post_only(bytes[POST_ONLY_OFFSET])?,
+            client_tag: get_u16(bytes, CLIENT_TAG_OFFSET),
         })),
-        KIND_CANCEL => Ok(Command::Cancel(CancelOrder { session, token })),
+        KIND_CANCEL => Ok(Command::Cancel(CancelOrder {
+            session,
+            token,
+            qty_after: get_u32(bytes, QTY_OFFSET),
+        })),
         KIND_REPLACE => Ok(Command::Replace(ReplaceOrder {
             session,
             token,
@@ -412,6 +464,13 @@ fn decode_command(bytes: &[u8; RECORD_SIZE_BYTES]) -> Result<Command, RecordErro
         KIND_SET_STP => Ok(Command::SetSelfTradePrevention {
             account: AccountId(get_u32(bytes, ACCOUNT_OFFSET)),
             mode: decode_stp_mode(bytes[STP_MODE_OFFSET])?,
+        }),
+        KIND_CANCEL_ALL => Ok(Command::CancelAllForSession { session }),
+        KIND_REJECT => Ok(Command::Reject {
+            session,
+            token,
+            command: decode_command_kind(bytes[REJECT_COMMAND_OFFSET])?,
+            reason: decode_reject_reason(bytes[REJECT_REASON_OFFSET])?,
         }),
         kind => Err(RecordError::UnknownKind(kind)),
     }
@@ -552,6 +611,7 @@ mod tests {
             any::<u32>(),
             time_in_force(),
             any::<bool>(),
+            any::<u16>(),
         )
             .prop_map(
                 |(
@@ -565,6 +625,7 @@ mod tests {
                     qty,
                     time_in_force,
                     post_only,
+                    client_tag,
                 )| {
                     Command::New(NewOrder {
                         session: SessionId(session),
@@ -577,18 +638,30 @@ mod tests {
                         qty,
                         time_in_force,
                         post_only,
+                        client_tag,
                     })
                 },
             )
     }
 
+    fn command_kind() -> impl Strategy<Value = CommandKind> {
+        prop::sample::select(CommandKind::ALL.to_vec())
+    }
+
+    fn reject_reason() -> impl Strategy<Value = RejectReason> {
+        prop::sample::select(RejectReason::ALL.to_vec())
+    }
+
     fn command() -> impl Strategy<Value = Command> {
         prop_oneof![
             new_order(),
-            (any::<u16>(), token()).prop_map(|(session, token)| Command::Cancel(CancelOrder {
-                session: SessionId(session),
-                token
-            })),
+            (any::<u16>(), token(), any::<u32>()).prop_map(|(session, token, qty_after)| {
+                Command::Cancel(CancelOrder {
+                    session: SessionId(session),
+                    token,
+                    qty_after,
+                })
+            }),
             (any::<u16>(), token(), token(), any::<u64>(), any::<u32>()).prop_map(
                 |(session, token, new_token, price, qty)| Command::Replace(ReplaceOrder {
                     session: SessionId(session),
@@ -610,6 +683,17 @@ mod tests {
                     mode,
                 }
             }),
+            any::<u16>().prop_map(|session| Command::CancelAllForSession {
+                session: SessionId(session)
+            }),
+            (any::<u16>(), token(), command_kind(), reject_reason()).prop_map(
+                |(session, token, command, reason)| Command::Reject {
+                    session: SessionId(session),
+                    token,
+                    command,
+                    reason,
+                }
+            ),
         ]
     }
 
@@ -640,7 +724,7 @@ mod tests {
         }
 
         #[test]
-        fn random_bytes_with_a_valid_crc_never_panic(mut bytes in any::<[u8; RECORD_SIZE_BYTES]>(), kind in 0u8..8) {
+        fn random_bytes_with_a_valid_crc_never_panic(mut bytes in any::<[u8; RECORD_SIZE_BYTES]>(), kind in 0u8..10) {
             // Random bytes almost never carry a matching CRC, so this case
             // fixes the CRC up to reach the field and padding checks.
             bytes[KIND_OFFSET] = kind;
@@ -687,6 +771,96 @@ mod tests {
         bytes[CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(
             decode_record(&bytes),
+            Err(RecordError::NonZeroPadding {
+                offset_bytes: TOKEN_OFFSET
+            })
+        );
+    }
+
+    /// Re-encodes `bytes` with a fixed-up CRC, so that decoding reaches the
+    /// field checks.
+    fn with_crc(mut bytes: [u8; RECORD_SIZE_BYTES]) -> [u8; RECORD_SIZE_BYTES] {
+        let crc = body_crc(&bytes);
+        bytes[CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn reject_records_with_unknown_kind_or_reason_bytes_are_errors() {
+        let record = SequencedCommand {
+            seq: 3,
+            timestamp_ns: 5,
+            command: Command::Reject {
+                session: SessionId(2),
+                token: Token::from_u64(77),
+                command: CommandKind::Cancel,
+                reason: RejectReason::MessageRateExceeded,
+            },
+        };
+        let bytes = encode_record(&record);
+        assert_eq!(bytes[REJECT_COMMAND_OFFSET], 1);
+        assert_eq!(bytes[REJECT_REASON_OFFSET], 26);
+        assert_eq!(decode_record(&bytes), Ok(record));
+        for (offset, value, error) in [
+            (REJECT_COMMAND_OFFSET, 7, RecordError::BadCommandKind(7)),
+            (REJECT_COMMAND_OFFSET, 255, RecordError::BadCommandKind(255)),
+            (REJECT_REASON_OFFSET, 0, RecordError::BadRejectReason(0)),
+            (REJECT_REASON_OFFSET, 30, RecordError::BadRejectReason(30)),
+        ] {
+            let mut damaged = bytes;
+            damaged[offset] = value;
+            assert_eq!(decode_record(&with_crc(damaged)), Err(error));
+        }
+    }
+
+    #[test]
+    fn new_fields_sit_at_their_documented_offsets() {
+        let new = encode_record(&SequencedCommand {
+            seq: 1,
+            timestamp_ns: 1,
+            command: Command::New(NewOrder {
+                session: SessionId(1),
+                account: AccountId(2),
+                token: Token::from_u64(3),
+                instrument: InstrumentId(4),
+                side: Side::Sell,
+                order_type: OrderType::Limit,
+                price: 5,
+                qty: 6,
+                time_in_force: TimeInForce::Gtc,
+                post_only: true,
+                client_tag: 0xbeef,
+            }),
+        });
+        assert_eq!(new[57..59], [0xef, 0xbe]);
+        assert_eq!(new[59], 0);
+        let cancel = encode_record(&SequencedCommand {
+            seq: 2,
+            timestamp_ns: 1,
+            command: Command::Cancel(CancelOrder {
+                session: SessionId(1),
+                token: Token::from_u64(3),
+                qty_after: 0x0102_0304,
+            }),
+        });
+        assert_eq!(cancel[QTY_OFFSET..QTY_OFFSET + 4], [4, 3, 2, 1]);
+        let cancel_all = encode_record(&SequencedCommand {
+            seq: 3,
+            timestamp_ns: 1,
+            command: Command::CancelAllForSession {
+                session: SessionId(0x0102),
+            },
+        });
+        assert_eq!(cancel_all[KIND_OFFSET], 7);
+        assert_eq!(cancel_all[SESSION_OFFSET..SESSION_OFFSET + 2], [2, 1]);
+        assert!(cancel_all[SESSION_OFFSET + 2..CRC_OFFSET]
+            .iter()
+            .all(|&byte| byte == 0));
+        // A cancel-all carries nothing but its session.
+        let mut stray = cancel_all;
+        stray[TOKEN_OFFSET] = 1;
+        assert_eq!(
+            decode_record(&with_crc(stray)),
             Err(RecordError::NonZeroPadding {
                 offset_bytes: TOKEN_OFFSET
             })

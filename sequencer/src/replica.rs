@@ -194,6 +194,7 @@ impl ReplicaAgent {
             }
         }
         let seq = sequenced.seq;
+        let timestamp_ns = sequenced.timestamp_ns;
         let epoch = self.epoch;
         let mut events: u32 = 0;
         let mut fenced = false;
@@ -242,6 +243,7 @@ impl ReplicaAgent {
             push(OutputRecord::Event {
                 epoch,
                 seq,
+                timestamp_ns,
                 event: *event,
             });
         });
@@ -358,7 +360,9 @@ impl ReplicaAgent {
     }
 
     /// Applies, with output, every readable journal record after `after_seq`.
-    /// Returns the last seq applied; `Err` if fenced or halted meanwhile.
+    /// The output carries each record's own timestamp, so it is the output
+    /// the replicas in the ring produced for those seqs. Returns the last
+    /// seq applied; `Err` if fenced or halted meanwhile.
     fn catch_up_from_journal(&mut self, after_seq: u64) -> Result<u64, ()> {
         let reader = JournalReader::open(&self.journal_path).map_err(|error| {
             eprintln!("lockstep: replica {}: {error}", self.id);

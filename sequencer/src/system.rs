@@ -105,6 +105,24 @@ pub struct SystemHandle {
     startup: StartupReport,
 }
 
+/// Submits commands to a running system from any thread.
+#[derive(Clone)]
+pub struct SystemSubmitter {
+    input: Arc<ArrayQueue<Command>>,
+    stop: Arc<AtomicBool>,
+    halt: Arc<AtomicBool>,
+}
+
+impl SystemSubmitter {
+    /// As [`SystemHandle::submit`].
+    pub fn submit(&self, command: Command) -> Result<(), SubmitError> {
+        if self.stop.load(Ordering::Acquire) || self.halt.load(Ordering::Acquire) {
+            return Err(SubmitError::Stopped(command));
+        }
+        self.input.push(command).map_err(SubmitError::Full)
+    }
+}
+
 fn start_error(what: &str, error: impl std::fmt::Display) -> StartError {
     StartError(format!("{what}: {error}"))
 }
@@ -297,6 +315,16 @@ impl SystemHandle {
             return Err(SubmitError::Stopped(command));
         }
         self.input.push(command).map_err(SubmitError::Full)
+    }
+
+    /// A handle another thread (the gateway) uses to submit commands; it
+    /// refuses them once the system stops, like [`Self::submit`].
+    pub fn submitter(&self) -> SystemSubmitter {
+        SystemSubmitter {
+            input: Arc::clone(&self.input),
+            stop: Arc::clone(&self.stop),
+            halt: Arc::clone(&self.halt),
+        }
     }
 
     pub fn startup(&self) -> &StartupReport {

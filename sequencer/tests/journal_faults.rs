@@ -6,8 +6,8 @@
 //! or refused with an error naming where, and never panics.
 
 use lockstep_engine::{
-    AccountId, CancelOrder, Command, InstrumentId, NewOrder, OrderType, ReplaceOrder, SessionId,
-    Side, StpMode, TimeInForce, Token,
+    AccountId, CancelOrder, Command, CommandKind, InstrumentId, NewOrder, OrderType, RejectReason,
+    ReplaceOrder, SessionId, Side, StpMode, TimeInForce, Token,
 };
 use lockstep_sequencer::durability::DurabilityPolicy;
 use lockstep_sequencer::journal::{Journal, JournalError, JournalOptions};
@@ -73,7 +73,7 @@ const RECORD_LEN: u64 = RECORD_SIZE_BYTES as u64;
 /// A command of every kind in turn, with fields that vary by seq.
 fn command(seq: u64) -> SequencedCommand {
     let token = Token::from_u64(seq * 7 + 1);
-    let command = match seq % 6 {
+    let command = match seq % 8 {
         0 => Command::New(NewOrder {
             session: SessionId((seq % 5) as u16),
             account: AccountId(seq as u32),
@@ -88,11 +88,13 @@ fn command(seq: u64) -> SequencedCommand {
             price: 10_000 + seq,
             qty: 100,
             time_in_force: TimeInForce::Ioc,
-            post_only: seq.is_multiple_of(12),
+            post_only: seq.is_multiple_of(16),
+            client_tag: seq as u16,
         }),
         1 => Command::Cancel(CancelOrder {
             session: SessionId(3),
             token,
+            qty_after: (seq % 3) as u32,
         }),
         2 => Command::Replace(ReplaceOrder {
             session: SessionId(1),
@@ -107,9 +109,18 @@ fn command(seq: u64) -> SequencedCommand {
         4 => Command::Resume {
             instrument: InstrumentId(2),
         },
-        _ => Command::SetSelfTradePrevention {
+        5 => Command::SetSelfTradePrevention {
             account: AccountId(9),
             mode: StpMode::CancelBoth,
+        },
+        6 => Command::CancelAllForSession {
+            session: SessionId((seq % 5) as u16),
+        },
+        _ => Command::Reject {
+            session: SessionId(2),
+            token,
+            command: CommandKind::New,
+            reason: RejectReason::MessageRateExceeded,
         },
     };
     SequencedCommand {

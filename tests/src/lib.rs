@@ -1,7 +1,9 @@
 //! `lockstep-tests`: support for the cross-crate integration and fault tests
 //! in `tests/tests/`: temporary data directories, a system runner that
 //! collects the published stream, and the single-engine replay of a journal
-//! that the published stream must equal.
+//! that the published stream must equal. Both streams are
+//! `(seq, timestamp_ns, event)`: the timestamp is the sequencer's stamp on
+//! the seq's command, which the journal record holds.
 
 use lockstep_engine::{Command, Engine, EngineConfig, Event};
 use lockstep_sequencer::journal_reader::JournalReader;
@@ -40,8 +42,11 @@ impl Drop for TempDir {
     }
 }
 
-/// The published stream: (seq, event) in publication order.
-pub type Published = Arc<Mutex<Vec<(u64, Event)>>>;
+/// One published event: its seq, the timestamp of its command, the event.
+pub type Output = (u64, u64, Event);
+
+/// The published stream, in publication order.
+pub type Published = Arc<Mutex<Vec<Output>>>;
 
 /// Starts a system whose egress appends to a shared vector.
 pub fn start_collecting(config: SystemConfig) -> (SystemHandle, Published) {
@@ -49,7 +54,12 @@ pub fn start_collecting(config: SystemConfig) -> (SystemHandle, Published) {
     let sink_target = Arc::clone(&published);
     let handle = system::start(
         config,
-        Box::new(move |seq, event| sink_target.lock().expect("sink lock").push((seq, *event))),
+        Box::new(move |seq, timestamp_ns, event| {
+            sink_target
+                .lock()
+                .expect("sink lock")
+                .push((seq, timestamp_ns, *event))
+        }),
     )
     .expect("system starts");
     (handle, published)
@@ -75,7 +85,7 @@ pub fn submit_all(handle: &SystemHandle, commands: &[Command], mut between: impl
 }
 
 /// Runs `commands` through a fresh system on `config` and stops it cleanly.
-pub fn run_to_end(config: SystemConfig, commands: &[Command]) -> (Vec<(u64, Event)>, SystemReport) {
+pub fn run_to_end(config: SystemConfig, commands: &[Command]) -> (Vec<Output>, SystemReport) {
     let (handle, published) = start_collecting(config);
     submit_all(&handle, commands, |_| {});
     let report = handle.shutdown();
@@ -83,22 +93,22 @@ pub fn run_to_end(config: SystemConfig, commands: &[Command]) -> (Vec<(u64, Even
     (published, report)
 }
 
-/// Replays a journal through one engine: every event with its seq, and the
-/// engine's final state hash.
-pub fn replay_journal(path: &Path, config: &EngineConfig) -> (Vec<(u64, Event)>, u64) {
+/// Replays a journal through one engine: every event with its seq and its
+/// record's timestamp, and the engine's final state hash.
+pub fn replay_journal(path: &Path, config: &EngineConfig) -> (Vec<Output>, u64) {
     let mut engine = Engine::new(config.clone()).expect("valid engine config");
     let mut events = Vec::new();
     for record in JournalReader::open(path).expect("journal opens") {
         let record = record.expect("journal record is valid");
         engine.apply(&record.command, &mut |event| {
-            events.push((record.seq, *event))
+            events.push((record.seq, record.timestamp_ns, *event))
         });
     }
     (events, engine.state_hash())
 }
 
 /// The first difference between two streams, for a readable failure.
-pub fn first_difference(published: &[(u64, Event)], replayed: &[(u64, Event)]) -> Option<String> {
+pub fn first_difference(published: &[Output], replayed: &[Output]) -> Option<String> {
     for (index, (left, right)) in published.iter().zip(replayed).enumerate() {
         if left != right {
             return Some(format!(

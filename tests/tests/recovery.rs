@@ -5,11 +5,12 @@
 //! with an error naming the offset.
 
 use lockstep_bench::{engine_config_for, generate_commands, Mix};
-use lockstep_engine::Event;
 use lockstep_sequencer::journal_record::{HEADER_SIZE_BYTES, RECORD_SIZE_BYTES};
 use lockstep_sequencer::system;
 use lockstep_sequencer::system_config::SystemConfig;
-use lockstep_tests::{first_difference, replay_journal, start_collecting, submit_all, TempDir};
+use lockstep_tests::{
+    first_difference, replay_journal, start_collecting, submit_all, Output, TempDir,
+};
 
 fn config(dir: &TempDir) -> SystemConfig {
     let mut config = SystemConfig::new(engine_config_for(1, 1 << 16), dir.path().to_path_buf());
@@ -29,8 +30,8 @@ fn crash_and_restart(name: &str, first: usize, tear_tail: bool) {
     // No shutdown: the threads stop wherever they are and nothing more is
     // synced, as in a crash of the process.
     let crashed = handle.crash();
-    let before: Vec<(u64, Event)> = std::mem::take(&mut *published.lock().unwrap());
-    let published_seq_before = before.last().map_or(0, |(seq, _)| *seq);
+    let before: Vec<Output> = std::mem::take(&mut *published.lock().unwrap());
+    let published_seq_before = before.last().map_or(0, |(seq, _, _)| *seq);
     assert!(
         published_seq_before <= crashed.durable_seq,
         "published past durable: {crashed:?}"
@@ -66,21 +67,21 @@ fn crash_and_restart(name: &str, first: usize, tear_tail: bool) {
     }
     submit_all(&handle, &commands[first..], |_| {});
     let report = handle.shutdown();
-    let after: Vec<(u64, Event)> = std::mem::take(&mut *published.lock().unwrap());
+    let after: Vec<Output> = std::mem::take(&mut *published.lock().unwrap());
 
     let (replayed, replay_state_hash) = replay_journal(&config.journal_path(), &config.engine);
-    let replayed_before: Vec<(u64, Event)> = replayed
+    let replayed_before: Vec<Output> = replayed
         .iter()
         .copied()
-        .filter(|(seq, _)| *seq <= published_seq_before)
+        .filter(|(seq, _, _)| *seq <= published_seq_before)
         .collect();
     if let Some(difference) = first_difference(&before, &replayed_before) {
         panic!("outputs published before the crash are not reproduced: {difference}");
     }
-    let replayed_after: Vec<(u64, Event)> = replayed
+    let replayed_after: Vec<Output> = replayed
         .iter()
         .copied()
-        .filter(|(seq, _)| *seq > startup.recovered_seq)
+        .filter(|(seq, _, _)| *seq > startup.recovered_seq)
         .collect();
     if let Some(difference) = first_difference(&after, &replayed_after) {
         panic!("outputs after the restart differ from the replay: {difference}");
@@ -119,7 +120,7 @@ fn a_journal_corrupt_in_the_middle_is_refused_at_start_naming_the_offset() {
     let offset = HEADER_SIZE_BYTES + RECORD_SIZE_BYTES * 2_000 + 40;
     bytes[offset] ^= 0x10;
     std::fs::write(&path, bytes).unwrap();
-    let error = match system::start(config, Box::new(|_, _| {})) {
+    let error = match system::start(config, Box::new(|_, _, _| {})) {
         Ok(_) => panic!("a journal corrupt in the middle must be refused"),
         Err(error) => error.to_string(),
     };

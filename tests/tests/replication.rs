@@ -2,11 +2,15 @@
 //! egress under load, with replicas panicking, stalling and diverging on
 //! purpose. Every test checks the same promise: the published stream equals
 //! a single-engine replay of the journal, event for event (so it has no gap
-//! and no duplicate), and every replica ends with the replay's state hash.
+//! and no duplicate, and each event carries its command's journaled
+//! timestamp), and every replica ends with the replay's state hash.
 //!
 //! `LOCKSTEP_LONG_TESTS=1` runs longer flows.
 
-use lockstep_bench::{engine_config_for, generate_commands, Mix};
+use lockstep_bench::{engine_config_for, generate_commands, Mix, FLOW_SESSION};
+use lockstep_engine::{
+    CancelOrder, CancelReason, Command, CommandKind, Event, NewOrder, RejectReason, Token,
+};
 use lockstep_sequencer::replica_fault::{FaultKind, ReplicaFault};
 use lockstep_sequencer::system::SystemReport;
 use lockstep_sequencer::system_config::SystemConfig;
@@ -37,7 +41,7 @@ fn without_lag_fencing(mut config: SystemConfig) -> SystemConfig {
 /// replica agrees with the replay's state hash.
 fn assert_published_equals_replay(
     config: &SystemConfig,
-    published: &[(u64, lockstep_engine::Event)],
+    published: &[lockstep_tests::Output],
     report: &SystemReport,
 ) {
     let (replayed, replay_state_hash) = replay_journal(&config.journal_path(), &config.engine);
@@ -193,5 +197,108 @@ fn a_full_input_queue_rejects_cleanly_and_every_accepted_command_is_sequenced() 
         "every accepted command, and nothing else, is sequenced"
     );
     let published = std::mem::take(&mut *published.lock().unwrap());
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+/// The order flow with the gateway's commands mixed in: client tags, partial
+/// cancels (reducing or refused), gateway rejects and, now and then, a
+/// cancel-all of the flow's session, some of which find nothing to cancel.
+fn with_gateway_commands(commands: Vec<Command>) -> Vec<Command> {
+    let mut mixed = Vec::with_capacity(commands.len() + commands.len() / 16);
+    for (index, command) in commands.into_iter().enumerate() {
+        match command {
+            Command::New(order) => mixed.push(Command::New(NewOrder {
+                client_tag: index as u16,
+                ..order
+            })),
+            Command::Cancel(cancel) if index % 3 == 0 => {
+                mixed.push(Command::Cancel(CancelOrder {
+                    qty_after: 1 + (index % 50) as u32,
+                    ..cancel
+                }));
+                mixed.push(command);
+            }
+            _ => mixed.push(command),
+        }
+        if index % 997 == 0 {
+            mixed.push(Command::Reject {
+                session: FLOW_SESSION,
+                token: Token::from_u64(index as u64),
+                command: CommandKind::New,
+                reason: RejectReason::MessageRateExceeded,
+            });
+        }
+        if index % 5_003 == 0 {
+            // Twice: the second finds nothing left, a seq without events.
+            mixed.push(Command::CancelAllForSession {
+                session: FLOW_SESSION,
+            });
+            mixed.push(Command::CancelAllForSession {
+                session: FLOW_SESSION,
+            });
+        }
+    }
+    mixed
+}
+
+#[test]
+fn gateway_commands_and_seqs_without_events_are_published_like_the_replay_with_timestamps() {
+    let commands = with_gateway_commands(generate_commands(Mix::ExchangeCore, 17, 120_000));
+    let dir = TempDir::new("gateway-commands");
+    let mut config = without_lag_fencing(config(&dir));
+    // A panic makes the replica rebuild and re-emit a journal suffix, whose
+    // events must carry the journal's timestamps too.
+    config.faults = vec![ReplicaFault {
+        replica: 1,
+        at_seq: 44_444,
+        kind: FaultKind::Panic,
+    }];
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert_eq!(report.last_seq, commands.len() as u64);
+    assert_eq!(report.published_seq, report.last_seq);
+    assert_published_equals_replay(&config, &published, &report);
+    let count = |wanted: fn(&Event) -> bool| published.iter().filter(|(_, _, e)| wanted(e)).count();
+    assert!(
+        count(|e| matches!(
+            e,
+            Event::Canceled {
+                reason: CancelReason::SessionDisconnected,
+                ..
+            }
+        )) > 0
+    );
+    assert!(
+        count(|e| matches!(
+            e,
+            Event::Rejected {
+                reason: RejectReason::MessageRateExceeded,
+                ..
+            }
+        )) > 0
+    );
+    assert!(count(|e| matches!(e, Event::Accepted { client_tag, .. } if *client_tag != 0)) > 0);
+    // Stamps come from the sequencer's clock and never go backwards.
+    assert!(published
+        .iter()
+        .all(|(_, timestamp_ns, _)| *timestamp_ns > 0));
+    assert!(published.windows(2).all(|pair| pair[0].1 <= pair[1].1));
+}
+
+#[test]
+fn a_stream_of_commands_that_emit_no_events_is_still_published_through_to_the_last_seq() {
+    // Cancel-all on an empty book: every seq is complete with no events.
+    let commands = vec![
+        Command::CancelAllForSession {
+            session: FLOW_SESSION,
+        };
+        10_000
+    ];
+    let dir = TempDir::new("no-events");
+    let config = config(&dir);
+    let (published, report) = run_to_end(config.clone(), &commands);
+    assert!(published.is_empty(), "{published:?}");
+    assert_eq!(report.last_seq, 10_000);
+    assert_eq!(report.published_seq, 10_000, "{report:?}");
+    assert_eq!(report.events_published, 0);
     assert_published_equals_replay(&config, &published, &report);
 }

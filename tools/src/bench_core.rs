@@ -548,7 +548,7 @@ fn system_run(
     let events = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&events);
     // One writer (the egress thread): a plain load and store, no lock prefix.
-    let sink: PublishSink = Box::new(move |_seq, event| {
+    let sink: PublishSink = Box::new(move |_seq, _timestamp_ns, event| {
         black_box(event);
         counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     });

@@ -12,7 +12,7 @@ use crate::journal_file;
 use crate::run::print_before_failing;
 use clap::Args;
 use lockstep_bench::flow::{order_type_name, side_name, time_in_force_name};
-use lockstep_engine::{Command, StpMode, Token};
+use lockstep_engine::{Command, CommandKind, StpMode, Token};
 use lockstep_sequencer::journal_record::{
     SequencedCommand, FORMAT_VERSION, HEADER_SIZE_BYTES, RECORD_SIZE_BYTES,
 };
@@ -83,6 +83,20 @@ fn token_json(token: Token) -> serde_json::Value {
     }
 }
 
+/// The name `dump` gives a command kind: the same as the kind field of that
+/// command's own records.
+fn command_kind_name(kind: CommandKind) -> &'static str {
+    match kind {
+        CommandKind::New => "new",
+        CommandKind::Cancel => "cancel",
+        CommandKind::Replace => "replace",
+        CommandKind::Halt => "halt",
+        CommandKind::Resume => "resume",
+        CommandKind::SetSelfTradePrevention => "set_self_trade_prevention",
+        CommandKind::CancelAllForSession => "cancel_all_for_session",
+    }
+}
+
 fn stp_mode_name(mode: StpMode) -> &'static str {
     match mode {
         StpMode::Off => "off",
@@ -107,11 +121,13 @@ fn command_json(command: &Command) -> serde_json::Map<String, serde_json::Value>
             "token": token_json(order.token),
             "price": order.price,
             "qty": order.qty,
+            "client_tag": order.client_tag,
         }),
         Command::Cancel(cancel) => serde_json::json!({
             "kind": "cancel",
             "session": cancel.session.0,
             "token": token_json(cancel.token),
+            "qty_after": cancel.qty_after,
         }),
         Command::Replace(replace) => serde_json::json!({
             "kind": "replace",
@@ -134,6 +150,22 @@ fn command_json(command: &Command) -> serde_json::Map<String, serde_json::Value>
             "account": account.0,
             "mode": stp_mode_name(*mode),
         }),
+        Command::CancelAllForSession { session } => serde_json::json!({
+            "kind": "cancel_all_for_session",
+            "session": session.0,
+        }),
+        Command::Reject {
+            session,
+            token,
+            command,
+            reason,
+        } => serde_json::json!({
+            "kind": "reject",
+            "session": session.0,
+            "token": token_json(*token),
+            "command": command_kind_name(*command),
+            "reason": reason.name(),
+        }),
     };
     match value {
         serde_json::Value::Object(members) => members,
@@ -145,7 +177,7 @@ fn command_json(command: &Command) -> serde_json::Map<String, serde_json::Value>
 fn command_text(command: &Command) -> String {
     match command {
         Command::New(order) => format!(
-            "new session={} account={} instrument={} side={} type={} tif={} post_only={} token={} price={} qty={}",
+            "new session={} account={} instrument={} side={} type={} tif={} post_only={} token={} price={} qty={} client_tag={}",
             order.session.0,
             order.account.0,
             order.instrument.0,
@@ -155,12 +187,14 @@ fn command_text(command: &Command) -> String {
             order.post_only,
             token_text(order.token),
             order.price,
-            order.qty
+            order.qty,
+            order.client_tag
         ),
         Command::Cancel(cancel) => format!(
-            "cancel session={} token={}",
+            "cancel session={} token={} qty_after={}",
             cancel.session.0,
-            token_text(cancel.token)
+            token_text(cancel.token),
+            cancel.qty_after
         ),
         Command::Replace(replace) => format!(
             "replace session={} token={} new_token={} price={} qty={}",
@@ -176,6 +210,21 @@ fn command_text(command: &Command) -> String {
             "set_self_trade_prevention account={} mode={}",
             account.0,
             stp_mode_name(*mode)
+        ),
+        Command::CancelAllForSession { session } => {
+            format!("cancel_all_for_session session={}", session.0)
+        }
+        Command::Reject {
+            session,
+            token,
+            command,
+            reason,
+        } => format!(
+            "reject session={} token={} command={} reason={}",
+            session.0,
+            token_text(*token),
+            command_kind_name(*command),
+            reason.name()
         ),
     }
 }
@@ -320,6 +369,62 @@ mod tests {
             "2000-02-29T23:59:59.999999999Z"
         );
         assert_eq!(iso8601_utc(u64::MAX), "2554-07-21T23:34:33.709551615Z");
+    }
+
+    #[test]
+    fn the_gateway_commands_and_fields_are_printed() {
+        use lockstep_engine::{
+            AccountId, CancelOrder, InstrumentId, NewOrder, OrderType, RejectReason, SessionId,
+            Side, TimeInForce,
+        };
+        let new = Command::New(NewOrder {
+            session: SessionId(1),
+            account: AccountId(2),
+            token: Token::from_u64(3),
+            instrument: InstrumentId(0),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            price: 100,
+            qty: 5,
+            time_in_force: TimeInForce::Gtc,
+            post_only: false,
+            client_tag: 513,
+        });
+        assert!(command_text(&new).ends_with(" qty=5 client_tag=513"));
+        assert_eq!(command_json(&new)["client_tag"], 513);
+        let cancel = Command::Cancel(CancelOrder {
+            session: SessionId(1),
+            token: Token::from_u64(3),
+            qty_after: 2,
+        });
+        assert_eq!(
+            command_text(&cancel),
+            "cancel session=1 token=3 qty_after=2"
+        );
+        assert_eq!(command_json(&cancel)["qty_after"], 2);
+        let cancel_all = Command::CancelAllForSession {
+            session: SessionId(4),
+        };
+        assert_eq!(
+            command_text(&cancel_all),
+            "cancel_all_for_session session=4"
+        );
+        assert_eq!(command_json(&cancel_all)["kind"], "cancel_all_for_session");
+        let reject = Command::Reject {
+            session: SessionId(1),
+            token: Token::from_u64(9),
+            command: CommandKind::Replace,
+            reason: RejectReason::MessageRateExceeded,
+        };
+        assert_eq!(
+            command_text(&reject),
+            "reject session=1 token=9 command=replace reason=message_rate_exceeded"
+        );
+        let json = command_json(&reject);
+        assert_eq!(json["kind"], "reject");
+        assert_eq!(json["command"], "replace");
+        assert_eq!(json["reason"], "message_rate_exceeded");
+        assert_eq!(json["token"], 9);
     }
 
     #[test]

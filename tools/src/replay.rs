@@ -306,7 +306,8 @@ impl Summary<'_> {
         for reason in RejectReason::ALL {
             let count = tally.rejected(reason);
             if count > 0 {
-                lines.push(format!("  {:<24}{count}", reason.name()));
+                // Wide enough for the longest name and a gap.
+                lines.push(format!("  {:<27}{count}", reason.name()));
             }
         }
         lines.extend([

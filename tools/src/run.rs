@@ -367,7 +367,7 @@ pub fn run(args: &RunArgs) -> Result<String, String> {
     let sink_events = Arc::clone(&events);
     let handle = system::start(
         config,
-        Box::new(move |_seq, _event| {
+        Box::new(move |_seq, _timestamp_ns, _event| {
             sink_events.fetch_add(1, Ordering::Relaxed);
         }),
     )

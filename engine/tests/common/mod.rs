@@ -6,8 +6,8 @@
 #![allow(dead_code)]
 
 use lockstep_engine::{
-    AccountId, CancelOrder, Command, EngineConfig, InstrumentId, InstrumentSpec, NewOrder,
-    OrderType, ReplaceOrder, SessionId, Side, StpMode, TimeInForce, Token,
+    AccountId, CancelOrder, Command, CommandKind, EngineConfig, InstrumentId, InstrumentSpec,
+    NewOrder, OrderType, RejectReason, ReplaceOrder, SessionId, Side, StpMode, TimeInForce, Token,
 };
 
 /// SplitMix64: tiny, seedable and the same on every machine.
@@ -115,7 +115,11 @@ impl CommandSource {
             let (session, token) = self.sent[index];
             if roll < 120 {
                 self.sent.swap_remove(index);
-                return Command::Cancel(CancelOrder { session, token });
+                return Command::Cancel(CancelOrder {
+                    session,
+                    token,
+                    qty_after: 0,
+                });
             }
             let instrument = 0; // replaces keep their instrument; price it like instrument 0 and let off-tick prices reject
             let side = if self.prng.below(2) == 0 {
@@ -176,11 +180,61 @@ impl CommandSource {
             qty: 1 + self.prng.below(150) as u32,
             time_in_force,
             post_only,
+            client_tag: 0,
         })
     }
 
     pub fn commands(seed: u64, count: usize) -> Vec<Command> {
         let mut source = CommandSource::new(seed);
         (0..count).map(|_| source.next_command()).collect()
+    }
+
+    /// The flow of [`CommandSource::commands`] with what it never makes mixed
+    /// in: client tags on new orders, a partial cancel (reducing, or refused
+    /// as not reducing) before some cancels, cancel-all of a session and
+    /// gateway rejects. Kept apart from `commands` so that the flow whose
+    /// hashes `determinism.rs` pins stays as it was. A cancel-all comes about
+    /// once every `disconnect_every` commands: each empties a session's part
+    /// of the book, so a long flow wants them rare.
+    pub fn commands_of_every_kind(seed: u64, count: usize, disconnect_every: u64) -> Vec<Command> {
+        let mut prng = Prng::new(seed ^ 0x0123_4567_89ab_cdef);
+        let mut commands = Vec::with_capacity(count + count / 8);
+        for command in CommandSource::commands(seed, count) {
+            if prng.below(disconnect_every) == 0 {
+                commands.push(Command::CancelAllForSession {
+                    session: SessionId(prng.below(5) as u16),
+                });
+            }
+            // In hundred-thousandths.
+            let roll = prng.below(100_000);
+            match command {
+                _ if roll < 400 => {
+                    let reasons = RejectReason::ALL;
+                    let kinds = CommandKind::ALL;
+                    commands.push(Command::Reject {
+                        session: SessionId(prng.below(5) as u16),
+                        token: Token::from_u64(prng.below(1 << 20)),
+                        command: kinds[prng.below(kinds.len() as u64) as usize],
+                        reason: reasons[prng.below(reasons.len() as u64) as usize],
+                    });
+                }
+                Command::New(order) if roll < 50_000 => {
+                    commands.push(Command::New(NewOrder {
+                        client_tag: prng.next_u64() as u16,
+                        ..order
+                    }));
+                    continue;
+                }
+                Command::Cancel(cancel) if roll < 50_000 => {
+                    commands.push(Command::Cancel(CancelOrder {
+                        qty_after: 1 + prng.below(150) as u32,
+                        ..cancel
+                    }));
+                }
+                _ => {}
+            }
+            commands.push(command);
+        }
+        commands
     }
 }
