@@ -14,6 +14,8 @@ mod import;
 mod journal_file;
 mod replay;
 mod run;
+mod serve;
+mod serve_config;
 mod verify;
 
 use clap::error::ErrorKind;
@@ -41,6 +43,7 @@ enum Command {
     Run(run::RunArgs),
     Dump(dump::DumpArgs),
     Verify(verify::VerifyArgs),
+    Serve(serve::ServeArgs),
 }
 
 /// The exit status for a command line clap refused, as clap itself uses.
@@ -100,7 +103,7 @@ fn main() -> ExitCode {
         Command::BenchEngine(args) => args.validate(),
         Command::BenchCore(args) => args.validate(),
         Command::Verify(args) => args.validate(),
-        Command::Run(_) | Command::Dump(_) => Ok(()),
+        Command::Run(_) | Command::Dump(_) | Command::Serve(_) => Ok(()),
         Command::Replay(_) | Command::Gen(_) | Command::ImportLobster(_) => Ok(()),
     };
     if let Err(problem) = usage_check {
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Dump(args) => dump::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(report) => {
