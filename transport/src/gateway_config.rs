@@ -181,7 +181,10 @@ impl GatewayConfig {
                 .iter()
                 .any(|other| other.symbol == instrument.symbol)
             {
-                return Err(refuse(key, format!("'{}' is listed twice", instrument.symbol)));
+                return Err(refuse(
+                    key,
+                    format!("'{}' is listed twice", instrument.symbol),
+                ));
             }
         }
         if self.sessions.is_empty() {

@@ -151,7 +151,8 @@ impl Connection {
     fn append_output(&mut self, bytes: &[u8]) {
         debug_assert!(bytes.len() <= self.output_room());
         if self.output.len() - self.output_end < bytes.len() {
-            self.output.copy_within(self.output_start..self.output_end, 0);
+            self.output
+                .copy_within(self.output_start..self.output_end, 0);
             self.output_end -= self.output_start;
             self.output_start = 0;
         }
@@ -745,8 +746,7 @@ impl GatewayCore {
                         self.stats.duplicate_tokens_ignored += 1;
                         return;
                     }
-                    if session.live_orders + session.new_in_flight
-                        >= session.config.open_orders_max
+                    if session.live_orders + session.new_in_flight >= session.config.open_orders_max
                     {
                         reject_with(RejectReason::SessionOpenOrdersLimit)
                     } else if session.tokens.len() >= self.config.session_tokens_max {

@@ -271,9 +271,7 @@ impl MioGatewayAgent {
                 }
             }
             self.serve_sockets();
-            let _ = self
-                .poll
-                .poll(&mut events, Some(Duration::from_millis(10)));
+            let _ = self.poll.poll(&mut events, Some(Duration::from_millis(10)));
         }
         for id in 0..self.sockets.len() {
             if self.sockets[id].is_some() {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod client_nonblocking;
 pub mod event_inbox;
 #[doc(hidden)]
+pub mod fuzz_checks;
 pub mod gateway_config;
 pub mod gateway_core;
 pub mod gateway_mio;

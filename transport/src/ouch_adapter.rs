@@ -13,8 +13,8 @@
 //! output stream is a function of the journal.
 
 use crate::ouch::{
-    self, Capacity, CustomerType, Display, Inbound, IntermarketSweep, Stock, MARKET_PRICE,
-    TIF_IOC, TIF_MARKET_HOURS, TIF_SYSTEM_HOURS,
+    self, Capacity, CustomerType, Display, Inbound, IntermarketSweep, Stock, MARKET_PRICE, TIF_IOC,
+    TIF_MARKET_HOURS, TIF_SYSTEM_HOURS,
 };
 use lockstep_engine::{
     AccountId, CancelOrder, Command, CommandKind, InstrumentId, NewOrder, OrderType, RejectReason,
@@ -61,7 +61,10 @@ const CUSTOMER_TYPES: [CustomerType; 3] = [
 const TIMES_IN_FORCE: [u32; 3] = [TIF_IOC, TIF_MARKET_HOURS, TIF_SYSTEM_HOURS];
 
 fn index_of<T: PartialEq>(values: &[T], value: &T) -> u16 {
-    values.iter().position(|candidate| candidate == value).unwrap_or(0) as u16
+    values
+        .iter()
+        .position(|candidate| candidate == value)
+        .unwrap_or(0) as u16
 }
 
 impl EchoFields {
@@ -208,13 +211,13 @@ impl OuchAdapter {
                     ),
                 })
             }
-            Ok(Inbound::CancelOrder(cancel)) => Translation::Command(Command::Cancel(
-                CancelOrder {
+            Ok(Inbound::CancelOrder(cancel)) => {
+                Translation::Command(Command::Cancel(CancelOrder {
                     session: context.session,
                     token: engine_token(&cancel.token),
                     qty_after: cancel.shares,
-                },
-            )),
+                }))
+            }
             Err(error) => Self::classify_error(context.session, payload, error),
         }
     }
@@ -222,11 +225,7 @@ impl OuchAdapter {
     /// A bad enumerated value in an otherwise well-formed message is an
     /// invalid field: the client gets a Rejected naming it. Anything else
     /// means the message cannot be trusted, and the connection closes.
-    fn classify_error(
-        session: SessionId,
-        payload: &[u8],
-        error: ouch::DecodeError,
-    ) -> Translation {
+    fn classify_error(session: SessionId, payload: &[u8], error: ouch::DecodeError) -> Translation {
         let ouch::DecodeError::BadEnum { field, .. } = error else {
             return Translation::Malformed(MalformedReason(error));
         };
@@ -251,12 +250,7 @@ impl OuchAdapter {
             // code of their own in OUCH 4.2; they share "other".
             _ => RejectReason::InvalidField,
         };
-        Translation::Command(reject(
-            session,
-            Token::from_bytes(token),
-            command,
-            reason,
-        ))
+        Translation::Command(reject(session, Token::from_bytes(token), command, reason))
     }
 
     /// Enter Order → `NewOrder`, following the table in `docs/protocol.md`.

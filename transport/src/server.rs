@@ -227,7 +227,10 @@ impl Server {
         self.stop_with(|system| system.crash())
     }
 
-    fn stop_with(&mut self, stop_system: impl FnOnce(SystemHandle) -> SystemReport) -> ServerReport {
+    fn stop_with(
+        &mut self,
+        stop_system: impl FnOnce(SystemHandle) -> SystemReport,
+    ) -> ServerReport {
         let gateway = self
             .gateway
             .take()

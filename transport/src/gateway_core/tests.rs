@@ -136,9 +136,10 @@ impl Harness {
         for command in commands {
             self.seq += 1;
             let mut events = Vec::new();
-            self.engine.apply(&command, &mut |event: &lockstep_engine::Event| {
-                events.push(*event)
-            });
+            self.engine
+                .apply(&command, &mut |event: &lockstep_engine::Event| {
+                    events.push(*event)
+                });
             for event in events {
                 self.core.publish(&PublishedEvent {
                     seq: self.seq,
@@ -356,7 +357,11 @@ fn crossing_orders_produce_accepted_and_executed_on_both_sessions_with_one_match
         panic!("{alice_packets:?}")
     };
     assert_eq!(accepted.shares, 100);
-    assert_eq!(accepted.firm.trimmed(), b"FRM1", "blank firm echoes the session's");
+    assert_eq!(
+        accepted.firm.trimmed(),
+        b"FRM1",
+        "blank firm echoes the session's"
+    );
     let OwnedPacket::Sequenced(Outbound::Executed(maker)) = &alice_packets[1] else {
         panic!("{alice_packets:?}")
     };
@@ -367,8 +372,16 @@ fn crossing_orders_produce_accepted_and_executed_on_both_sessions_with_one_match
     assert_eq!(maker.liquidity_flag, ouch::LiquidityFlag::Added);
     assert_eq!(taker.liquidity_flag, ouch::LiquidityFlag::Removed);
     assert_eq!((maker.executed_shares, taker.executed_shares), (60, 60));
-    assert_eq!(harness.core.session_open_orders(0), 1, "alice's remainder rests");
-    assert_eq!(harness.core.session_open_orders(1), 0, "bob's order is done");
+    assert_eq!(
+        harness.core.session_open_orders(0),
+        1,
+        "alice's remainder rests"
+    );
+    assert_eq!(
+        harness.core.session_open_orders(1),
+        0,
+        "bob's order is done"
+    );
 }
 
 #[test]
@@ -543,7 +556,11 @@ fn a_busy_sequencer_holds_the_connection_back_and_loses_nothing() {
     assert!(harness.submitted().is_empty());
     harness.recorder.busy.store(false, Ordering::Relaxed);
     harness.tick(1_000_000);
-    assert_eq!(harness.submitted().len(), 2, "both orders went through, in order");
+    assert_eq!(
+        harness.submitted().len(),
+        2,
+        "both orders went through, in order"
+    );
 }
 
 #[test]

@@ -110,7 +110,10 @@ fn display_p_is_post_only_and_unsupported_displays_are_rejected() {
 #[test]
 fn short_sales_are_sells() {
     for side in [ouch::Side::SellShort, ouch::Side::SellShortExempt] {
-        assert_eq!(enter(EnterOrder { side, ..order() }).unwrap().side, Side::Sell);
+        assert_eq!(
+            enter(EnterOrder { side, ..order() }).unwrap().side,
+            Side::Sell
+        );
     }
 }
 
