@@ -6,6 +6,7 @@
 //! status 0 on success, 1 when the work failed and 2 when the command line
 //! was wrong.
 
+mod bench_cmd;
 mod bench_core;
 mod bench_engine;
 mod dump;
@@ -44,6 +45,7 @@ enum Command {
     Dump(dump::DumpArgs),
     Verify(verify::VerifyArgs),
     Serve(serve::ServeArgs),
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// The exit status for a command line clap refused, as clap itself uses.
@@ -103,6 +105,7 @@ fn main() -> ExitCode {
         Command::BenchEngine(args) => args.validate(),
         Command::BenchCore(args) => args.validate(),
         Command::Verify(args) => args.validate(),
+        Command::Bench(args) => args.validate(),
         Command::Run(_) | Command::Dump(_) | Command::Serve(_) => Ok(()),
         Command::Replay(_) | Command::Gen(_) | Command::ImportLobster(_) => Ok(()),
     };
@@ -120,6 +123,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Bench(args) => bench_cmd::run(&args),
     };
     match result {
         Ok(report) => {

@@ -41,7 +41,9 @@ fn serve_on_the_default_config_accepts_a_demo_order_and_stops_cleanly_on_sigint(
         .expect("serve starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut line = String::new();
-    stdout.read_line(&mut line).expect("serve prints its address");
+    stdout
+        .read_line(&mut line)
+        .expect("serve prints its address");
     let addr = line
         .trim()
         .strip_prefix("listening on ")
@@ -49,8 +51,8 @@ fn serve_on_the_default_config_accepts_a_demo_order_and_stops_cleanly_on_sigint(
         .parse()
         .expect("an address");
 
-    let mut client = Client::connect(&ClientConfig::new(addr, "demo1", "demo1pass"))
-        .expect("demo1 logs in");
+    let mut client =
+        Client::connect(&ClientConfig::new(addr, "demo1", "demo1pass")).expect("demo1 logs in");
     client
         .send_enter(&EnterOrder {
             token: ouch::Token::left("SERVE1").unwrap(),
@@ -102,7 +104,12 @@ fn serve_on_the_default_config_accepts_a_demo_order_and_stops_cleanly_on_sigint(
     assert!(status.success(), "serve exited with {status:?}: {rest}");
     assert!(rest.contains("journal flushed and closed"), "{rest}");
     assert!(
-        data_dir.join("journal.lkj").metadata().expect("journal").len() > 0,
+        data_dir
+            .join("journal.lkj")
+            .metadata()
+            .expect("journal")
+            .len()
+            > 0,
         "the journal holds the order"
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -113,7 +120,14 @@ fn serve_print_config_prints_the_bundled_default() {
     let output = lockstep(&["serve", "--print-config"]);
     let text = stdout_of(&output);
     assert!(output.status.success());
-    for needle in ["127.0.0.1:15001", "AMZN", "AAPL", "MSFT", "demo1pass", "demo2pass"] {
+    for needle in [
+        "127.0.0.1:15001",
+        "AMZN",
+        "AAPL",
+        "MSFT",
+        "demo1pass",
+        "demo2pass",
+    ] {
         assert!(text.contains(needle), "default config lacks {needle}");
     }
 }
@@ -123,7 +137,11 @@ fn serve_refuses_a_bad_config_naming_the_key() {
     let dir = temp_dir("bad");
     let config = dir.join("bad.toml");
     let default = stdout_of(&lockstep(&["serve", "--print-config"]));
-    std::fs::write(&config, default.replace("demo2pass", "far-too-long-password")).unwrap();
+    std::fs::write(
+        &config,
+        default.replace("demo2pass", "far-too-long-password"),
+    )
+    .unwrap();
     let output = lockstep(&["serve", "--config", path_arg(&config)]);
     let line = single_error_line(&output, 1);
     assert!(line.contains("password"), "{line}");
