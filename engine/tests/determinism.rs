@@ -104,4 +104,8 @@ const PINNED_EVENT_HASH: u64 = 0x383f_ec1a_f660_cc72;
 
 const PINNED_EVERY_KIND_EVENT_COUNT: usize = 27509;
 const PINNED_EVERY_KIND_STATE_HASH: u64 = 0x3b6f_5681_1c0a_b2fd;
-const PINNED_EVERY_KIND_EVENT_HASH: u64 = 0xca16_3858_160c_7655;
+// Re-pinned once, when reject reason 30 (`InvalidField`) was added: this
+// flow draws its gateway rejects' reasons from `RejectReason::ALL`, so a new
+// reason changes which reasons the rejects carry (the event count and the
+// book's state hash stay the same).
+const PINNED_EVERY_KIND_EVENT_HASH: u64 = 0x8bda_faa9_3fdc_562b;
