@@ -805,7 +805,7 @@ mod tests {
             (REJECT_COMMAND_OFFSET, 7, RecordError::BadCommandKind(7)),
             (REJECT_COMMAND_OFFSET, 255, RecordError::BadCommandKind(255)),
             (REJECT_REASON_OFFSET, 0, RecordError::BadRejectReason(0)),
-            (REJECT_REASON_OFFSET, 30, RecordError::BadRejectReason(30)),
+            (REJECT_REASON_OFFSET, 31, RecordError::BadRejectReason(31)),
         ] {
             let mut damaged = bytes;
             damaged[offset] = value;
