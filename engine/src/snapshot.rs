@@ -106,6 +106,18 @@ impl Engine {
                 actual: payload.len() as u64,
             });
         }
+        // Damage to a field that neither the invariants nor the state hash
+        // cover (an instrument's band or tick, say) would otherwise restore
+        // an engine that silently disagrees with its peers. This check was
+        // documented but missing until the simulator found it (seed 2407).
+        let declared_checksum = word(32);
+        let computed_checksum = payload_checksum(payload);
+        if declared_checksum != computed_checksum {
+            return Err(SnapshotError::ChecksumMismatch {
+                declared: declared_checksum,
+                computed: computed_checksum,
+            });
+        }
         // rkyv needs the archive aligned; a copy into an aligned buffer is
         // cheap next to the validation that follows.
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(payload.len());

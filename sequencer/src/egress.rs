@@ -12,12 +12,18 @@
 //! that seq are the same, and egress skips as many as were already
 //! published. Replicas that are not publishing are read only up to the last
 //! published seq, so the seq being published is still whole in their rings.
+//!
+//! The work is an Aeron-style duty cycle: [`EgressAgent::do_work`] does one
+//! round (watch the replicas, drain followers, publish) and never blocks,
+//! returning how much it did (0: idle). `run`, the thread body, calls it in
+//! a loop; the simulator (`lockstep-sim`) calls it from one thread,
+//! interleaved with the sequencer and the replicas.
 
 use crate::broadcast_ring::BroadcastRing;
 use crate::journal_record::SequencedCommand;
 use crate::output_record::OutputRecord;
 use crate::output_ring::OutputConsumer;
-use crate::replica::ReplicaStatus;
+use crate::replica::{agreed_word, ReplicaStatus};
 use crate::sequence::Sequence;
 use crate::wait_strategy::WaitStrategy;
 use lockstep_engine::Event;
@@ -87,57 +93,82 @@ pub struct EgressAgent {
     pub done: Arc<AtomicBool>,
     /// The first seq not yet completely published.
     pub next_seq: u64,
+    /// Where the duty cycle is; `EgressCycle::default()` to start.
+    pub cycle: EgressCycle,
+}
+
+/// Where egress's duty cycle is between two calls of `do_work`.
+#[derive(Default)]
+pub struct EgressCycle {
+    /// One per replica; made on the first call.
+    views: Vec<ReplicaView>,
+    /// The replica whose output is being published.
+    leader: Option<usize>,
+    /// Events of `next_seq` already published.
+    published_in_seq: u32,
 }
 
 impl EgressAgent {
     /// The thread body; returns when everything sequenced is published, or
     /// on halt.
     pub fn run(mut self) {
-        let done = Arc::clone(&self.done);
-        self.publish_until_done();
-        done.store(true, Ordering::Release);
-    }
-
-    fn publish_until_done(&mut self) {
-        let mut views: Vec<ReplicaView> = self
-            .statuses
-            .iter()
-            .map(|status| ReplicaView {
-                live: true,
-                panics_seen: status.panics.load(Ordering::Acquire),
-                epoch: status.epoch.get(),
-                pending: None,
-                counted_seq: 0,
-                counted_events: 0,
-            })
-            .collect();
-        let mut leader: Option<usize> = None;
-        let mut published_in_seq: u32 = 0;
         let mut idle_rounds: u64 = 0;
-        loop {
-            if self.halt.load(Ordering::Acquire) {
-                return;
-            }
-            if self.sequencer_done.load(Ordering::Acquire)
-                && self.next_seq > self.sequenced_through.get()
-            {
-                return;
-            }
-            self.watch(&mut views, &mut leader);
-            let mut progress = false;
-            for replica in 0..views.len() {
-                if views[replica].live && leader != Some(replica) {
-                    progress |= self.drain_follower(&mut views, &mut leader, replica);
-                }
-            }
-            progress |= self.publish(&mut views, &mut leader, &mut published_in_seq);
-            if progress {
+        while !self.is_finished() {
+            if self.do_work() > 0 {
                 idle_rounds = 0;
             } else {
                 self.wait.idle(idle_rounds);
                 idle_rounds = idle_rounds.saturating_add(1);
             }
         }
+        self.done.store(true, Ordering::Release);
+    }
+
+    /// Whether egress has nothing more to do: halted, or everything the
+    /// stopped sequencer sequenced is published.
+    pub fn is_finished(&self) -> bool {
+        self.halt.load(Ordering::Acquire)
+            || (self.sequencer_done.load(Ordering::Acquire)
+                && self.next_seq > self.sequenced_through.get())
+    }
+
+    /// One round of the duty cycle; never blocks. Returns the work done:
+    /// records consumed from the replicas' output rings (0: idle).
+    pub fn do_work(&mut self) -> usize {
+        if self.is_finished() {
+            return 0;
+        }
+        let mut views = std::mem::take(&mut self.cycle.views);
+        if views.is_empty() {
+            views = self
+                .statuses
+                .iter()
+                .map(|status| ReplicaView {
+                    live: true,
+                    panics_seen: status.panics.load(Ordering::Acquire),
+                    epoch: status.epoch.get(),
+                    pending: None,
+                    counted_seq: 0,
+                    counted_events: 0,
+                })
+                .collect();
+        }
+        let mut leader = self.cycle.leader;
+        let mut published_in_seq = self.cycle.published_in_seq;
+        self.watch(&mut views, &mut leader);
+        let mut work = 0;
+        for replica in 0..views.len() {
+            if views[replica].live && leader != Some(replica) {
+                work += self.drain_follower(&mut views, &mut leader, replica);
+            }
+        }
+        work += self.publish(&mut views, &mut leader, &mut published_in_seq);
+        self.cycle = EgressCycle {
+            views,
+            leader,
+            published_in_seq,
+        };
+        work
     }
 
     /// Notices rejoined replicas, and fences panicked or lagging ones. Lag
@@ -241,8 +272,8 @@ impl EgressAgent {
         views: &mut [ReplicaView],
         leader: &mut Option<usize>,
         replica: usize,
-    ) -> bool {
-        let mut progress = false;
+    ) -> usize {
+        let mut work = 0;
         for _ in 0..ROUND_RECORDS_MAX {
             let Some(record) = self.peek(views, replica) else {
                 break;
@@ -251,7 +282,7 @@ impl EgressAgent {
                 break;
             }
             views[replica].pending = None;
-            progress = true;
+            work += 1;
             if let OutputRecord::End {
                 seq, event_hash, ..
             } = record
@@ -264,10 +295,14 @@ impl EgressAgent {
                         self.fence(views, leader, replica, FenceReason::Diverged);
                         break;
                     }
+                    // The replica may now write a snapshot of this seq.
+                    self.statuses[replica]
+                        .agreed
+                        .set(agreed_word(views[replica].epoch, seq));
                 }
             }
         }
-        progress
+        work
     }
 
     /// Publishes as much of the next seqs as is durable, from the leader.
@@ -276,8 +311,8 @@ impl EgressAgent {
         views: &mut [ReplicaView],
         leader: &mut Option<usize>,
         published_in_seq: &mut u32,
-    ) -> bool {
-        let mut progress = false;
+    ) -> usize {
+        let mut work = 0;
         for _ in 0..ROUND_RECORDS_MAX {
             let seq = self.next_seq;
             if self.durable_seq.get() < seq {
@@ -302,7 +337,7 @@ impl EgressAgent {
                 },
             };
             let record = views[current].pending.take().expect("peeked above");
-            progress = true;
+            work += 1;
             let view = &mut views[current];
             if view.counted_seq != seq {
                 view.counted_seq = seq;
@@ -334,12 +369,16 @@ impl EgressAgent {
                     }
                     let mask = self.hash_window.len() - 1;
                     self.hash_window[seq as usize & mask] = (seq, event_hash);
+                    // What the leader wrote is what was published.
+                    self.statuses[current]
+                        .agreed
+                        .set(agreed_word(views[current].epoch, seq));
                     self.next_seq = seq + 1;
                     *published_in_seq = 0;
                     self.stats.published_seq.set(seq);
                 }
             }
         }
-        progress
+        work
     }
 }

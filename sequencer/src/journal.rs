@@ -5,11 +5,12 @@
 //! policy's effect on them, fail-stop after any I/O failure, and the error
 //! type shared with the reader. Opening an existing journal first recovers it
 //! (`journal_reader::recover`): a torn tail is truncated, corruption in the
-//! middle refuses the open.
+//! middle refuses the open. A journal can also live on a [`JournalDevice`]
+//! (the simulator's disk) instead of a file; everything above is the same.
 
 use crate::durability::DurabilityPolicy;
-use crate::journal_backend::{Backend, BackendError, BackendOp, JournalBackendKind};
-use crate::journal_reader::{recover, RecoveryReport};
+use crate::journal_backend::{Backend, BackendError, BackendOp, JournalBackendKind, JournalDevice};
+use crate::journal_reader::{recover, recover_device, RecoveryReport};
 use crate::journal_record::{
     encode_header, encode_record_into, HeaderError, JournalHeader, RecordError, SequencedCommand,
     HEADER_SIZE_BYTES, RECORD_SIZE_BYTES,
@@ -263,21 +264,7 @@ impl Journal {
         path: impl AsRef<Path>,
         options: &JournalOptions,
     ) -> Result<Journal, JournalError> {
-        if options.batch_records_max == 0 {
-            return Err(JournalError::InvalidOptions(
-                "batch_records_max must be at least 1",
-            ));
-        }
-        if options.first_seq == 0 {
-            return Err(JournalError::InvalidOptions("first_seq must be at least 1"));
-        }
-        let buffer_bytes = options
-            .batch_records_max
-            .checked_mul(RECORD_SIZE_BYTES)
-            .filter(|&bytes| bytes <= isize::MAX as usize)
-            .ok_or(JournalError::InvalidOptions(
-                "batch_records_max is too large",
-            ))?;
+        let buffer_bytes = checked_buffer_bytes(options)?;
         let path = path.as_ref();
         let file = OpenOptions::new()
             .read(true)
@@ -290,7 +277,50 @@ impl Journal {
                 source,
             })?;
         let recovery = recover(path)?;
-        let (mut backend, fallback_reason) = Backend::open(file, options.prefer_io_uring);
+        let (backend, fallback_reason) = Backend::open(file, options.prefer_io_uring);
+        Journal::finish_open(
+            backend,
+            fallback_reason,
+            recovery,
+            options,
+            buffer_bytes,
+            Some(path),
+        )
+    }
+
+    /// Opens a journal on a [`JournalDevice`] instead of a file: the seam the
+    /// simulator uses to run the real writer, recovery and fail-stop logic on
+    /// a simulated disk. Recovery, the header of a new journal and the sync
+    /// of a recovered one happen exactly as in [`Journal::open_with`]; only
+    /// the directory entry, which a device does not have, is not synced.
+    /// `options.prefer_io_uring` is ignored.
+    pub fn open_on_device(
+        mut device: Box<dyn JournalDevice>,
+        options: &JournalOptions,
+    ) -> Result<Journal, JournalError> {
+        let buffer_bytes = checked_buffer_bytes(options)?;
+        let recovery = recover_device(device.as_mut())?;
+        Journal::finish_open(
+            Backend::Device(device),
+            None,
+            recovery,
+            options,
+            buffer_bytes,
+            None,
+        )
+    }
+
+    /// The part of opening shared by files and devices, after recovery:
+    /// make what is there durable (or write a new header) and set the marks.
+    /// `path` is `None` for a device, which has no directory entry to sync.
+    fn finish_open(
+        mut backend: Backend,
+        fallback_reason: Option<String>,
+        recovery: RecoveryReport,
+        options: &JournalOptions,
+        buffer_bytes: usize,
+        path: Option<&Path>,
+    ) -> Result<Journal, JournalError> {
         let policy = options.policy;
         let (header, write_offset_bytes) = match recovery.header {
             Some(header) => {
@@ -304,7 +334,9 @@ impl Journal {
                         op: "fdatasync the recovered journal",
                         source: error.source,
                     })?;
-                    sync_parent_directory(path)?;
+                    if let Some(path) = path {
+                        sync_parent_directory(path)?;
+                    }
                 }
                 (header, recovery.valid_len_bytes)
             }
@@ -319,7 +351,9 @@ impl Journal {
                         source: error.source,
                     })?;
                 if policy.syncs() {
-                    sync_parent_directory(path)?;
+                    if let Some(path) = path {
+                        sync_parent_directory(path)?;
+                    }
                 }
                 (header, HEADER_SIZE_BYTES as u64)
             }
@@ -335,7 +369,7 @@ impl Journal {
             buffer: vec![0u8; buffer_bytes].into_boxed_slice(),
             pending_bytes: 0,
             policy,
-            path: path.to_path_buf(),
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
             write_offset_bytes,
             next_seq,
             written_seq: next_seq - 1,
@@ -345,6 +379,27 @@ impl Journal {
             recovery,
             inject_sync_failure: false,
         })
+    }
+
+    /// `fdatasync` of everything the journal holds, whatever the policy:
+    /// start-up makes the records a crashed process left unsynced durable
+    /// before anything derived from them is published. Fail-stops like any
+    /// other sync.
+    pub fn sync_everything_written(&mut self) -> Result<(), JournalError> {
+        self.check_running()?;
+        if let Err(error) = self.backend.sync() {
+            self.failure = Some(FailStop {
+                op: error.op,
+                kind: error.source.kind(),
+                raw_os_error: error.source.raw_os_error(),
+                offset_bytes: self.write_offset_bytes,
+            });
+            return Err(JournalError::SyncFailed {
+                durable_seq: self.durable_seq,
+                source: error.source,
+            });
+        }
+        Ok(())
     }
 
     /// Appends one record. `command.seq` must be [`Journal::next_seq`]. Under
@@ -507,6 +562,25 @@ impl Journal {
         }
         Ok(())
     }
+}
+
+/// Checks the options and returns the batch buffer's size in bytes.
+fn checked_buffer_bytes(options: &JournalOptions) -> Result<usize, JournalError> {
+    if options.batch_records_max == 0 {
+        return Err(JournalError::InvalidOptions(
+            "batch_records_max must be at least 1",
+        ));
+    }
+    if options.first_seq == 0 {
+        return Err(JournalError::InvalidOptions("first_seq must be at least 1"));
+    }
+    options
+        .batch_records_max
+        .checked_mul(RECORD_SIZE_BYTES)
+        .filter(|&bytes| bytes <= isize::MAX as usize)
+        .ok_or(JournalError::InvalidOptions(
+            "batch_records_max is too large",
+        ))
 }
 
 /// Makes a new file's directory entry durable: without it, a power loss can

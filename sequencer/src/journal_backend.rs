@@ -6,6 +6,12 @@
 //! knows neither records nor seqs, and every failure it sees is returned, never
 //! retried, because after a failed `fdatasync` the kernel may already have
 //! dropped the dirty pages and a retry that succeeds would prove nothing.
+//!
+//! A third backend, [`JournalDevice`], is the seam for storage that is not a
+//! file: the deterministic simulator (`lockstep-sim`) plugs a simulated disk
+//! in here, with injected faults, and so exercises the journal's real record
+//! format, recovery and fail-stop logic without touching the file system.
+//! Production never uses it.
 
 use core::fmt;
 use std::fs::File;
@@ -18,6 +24,8 @@ pub enum JournalBackendKind {
     IoUring,
     /// `std::fs::File`: `write_all` then `sync_data`, two system calls.
     PlainFile,
+    /// A [`JournalDevice`] the caller provides (the simulator's disk).
+    Device,
 }
 
 impl fmt::Display for JournalBackendKind {
@@ -25,6 +33,7 @@ impl fmt::Display for JournalBackendKind {
         match self {
             JournalBackendKind::IoUring => write!(f, "io_uring"),
             JournalBackendKind::PlainFile => write!(f, "plain file"),
+            JournalBackendKind::Device => write!(f, "provided device"),
         }
     }
 }
@@ -34,6 +43,25 @@ impl fmt::Display for JournalBackendKind {
 pub enum BackendOp {
     Write,
     Sync,
+}
+
+/// Storage for a journal that is not a file, with the semantics of one: bytes
+/// written are visible to readers at once, and survive a crash only once a
+/// `sync` covering them has succeeded. The journal calls it exactly as it
+/// calls a file: appends at increasing offsets, `sync` for `fdatasync`, and
+/// at open `read_all` plus `truncate` for recovery. Errors are returned as
+/// the system calls would return them; the journal fail-stops on the first.
+pub trait JournalDevice: Send {
+    /// Writes all of `bytes` at `offset_bytes`. A failure may leave a prefix
+    /// of them written, as a short write followed by an error does.
+    fn write_at(&mut self, offset_bytes: u64, bytes: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable (`fdatasync`).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Every byte a reader would see now, synced or not.
+    fn read_all(&self) -> io::Result<Vec<u8>>;
+    /// Cuts the storage to `len_bytes` and makes the cut durable: recovery
+    /// dropping a torn tail (`set_len` then `fdatasync`).
+    fn truncate(&mut self, len_bytes: u64) -> io::Result<()>;
 }
 
 /// A failed write or sync, as the backend saw it.
@@ -67,6 +95,7 @@ pub(crate) enum Backend {
     #[cfg(target_os = "linux")]
     IoUring(Box<uring::UringWriter>),
     Plain(FileWriter),
+    Device(Box<dyn JournalDevice>),
 }
 
 impl Backend {
@@ -103,6 +132,7 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::IoUring(_) => JournalBackendKind::IoUring,
             Backend::Plain(_) => JournalBackendKind::PlainFile,
+            Backend::Device(_) => JournalBackendKind::Device,
         }
     }
 
@@ -119,6 +149,15 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::IoUring(writer) => writer.write_at(offset_bytes, bytes, sync_after),
             Backend::Plain(writer) => writer.write_at(offset_bytes, bytes, sync_after),
+            Backend::Device(device) => {
+                device
+                    .write_at(offset_bytes, bytes)
+                    .map_err(BackendError::write)?;
+                if sync_after {
+                    device.sync().map_err(BackendError::sync)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -128,6 +167,7 @@ impl Backend {
             #[cfg(target_os = "linux")]
             Backend::IoUring(writer) => writer.sync(),
             Backend::Plain(writer) => writer.sync(),
+            Backend::Device(device) => device.sync().map_err(BackendError::sync),
         }
     }
 }

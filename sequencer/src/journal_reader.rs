@@ -9,16 +9,22 @@
 //! recovery with an error naming the byte offset and the seq expected, because
 //! dropping them could drop commands whose outputs a client has seen. Nothing
 //! here panics, whatever the file holds.
+//!
+//! The same rules read a journal that lives on a [`JournalDevice`] (the
+//! simulator's disk) rather than in a file: [`JournalReader::from_bytes`],
+//! [`recover_device`], and [`JournalSource`], which is how rebuilds find
+//! the journal whichever kind it is.
 
 use crate::journal::JournalError;
+use crate::journal_backend::JournalDevice;
 use crate::journal_record::{
     decode_header, decode_record, HeaderError, JournalHeader, RecordError, SequencedCommand,
     HEADER_SIZE_BYTES, JOURNAL_MAGIC, RECORD_SIZE_BYTES,
 };
 use core::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read};
-use std::path::Path;
+use std::io::{self, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 /// Reads are buffered in chunks of this size; records are tiny.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -108,12 +114,19 @@ impl fmt::Display for RecoveryReport {
     }
 }
 
+/// What a journal reader reads from: a file, or a device's bytes.
+trait Source: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> Source for T {}
+
 /// Iterates a journal's valid records. At the end of the valid records it
 /// returns `None`, with [`JournalReader::torn_tail`] saying whether a torn
 /// tail followed. A record that stops recovery is returned once as an error;
 /// iteration ends after it.
 pub struct JournalReader {
-    reader: BufReader<File>,
+    // A boxed reader so that a file and a device's bytes read through the
+    // same code; the buffer makes the dynamic call once per 64 KiB.
+    reader: BufReader<Box<dyn Source>>,
     header: Option<JournalHeader>,
     file_len_bytes: u64,
     /// The offset of the next record to read (the end of the valid part).
@@ -139,8 +152,23 @@ impl JournalReader {
                 source,
             })?
             .len();
+        JournalReader::from_reader(Box::new(file), file_len_bytes)
+    }
+
+    /// A reader over a journal held in memory: a device's bytes, as
+    /// [`JournalDevice::read_all`] returns them. Checks the header as
+    /// [`JournalReader::open`] does.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<JournalReader, JournalError> {
+        let len_bytes = bytes.len() as u64;
+        JournalReader::from_reader(Box::new(Cursor::new(bytes)), len_bytes)
+    }
+
+    fn from_reader(
+        source: Box<dyn Source>,
+        file_len_bytes: u64,
+    ) -> Result<JournalReader, JournalError> {
         let mut reader = JournalReader {
-            reader: BufReader::with_capacity(READ_BUFFER_BYTES, file),
+            reader: BufReader::with_capacity(READ_BUFFER_BYTES, source),
             header: None,
             file_len_bytes,
             offset_bytes: 0,
@@ -210,6 +238,39 @@ impl JournalReader {
     /// The file's length when it was opened.
     pub fn file_len_bytes(&self) -> u64 {
         self.file_len_bytes
+    }
+
+    /// Moves straight to the record of `seq`, without reading (or checking)
+    /// the records before it: records are all the same size, so its offset
+    /// is known. Rebuilding and catching up use it to skip what they have
+    /// already applied, rather than read the whole journal from its start
+    /// each time. The record found there is checked as usual, seq included,
+    /// when it is read. Does nothing if `seq` is not ahead of the next
+    /// record; past the end, the reader is at the end.
+    pub fn skip_to_seq(&mut self, seq: u64) -> Result<(), JournalError> {
+        if self.finished || self.header.is_none() || seq <= self.expected_seq {
+            return Ok(());
+        }
+        let records = seq - self.expected_seq;
+        let target = records
+            .checked_mul(RECORD_SIZE_BYTES as u64)
+            .and_then(|bytes| bytes.checked_add(self.offset_bytes))
+            .filter(|&offset| offset <= self.file_len_bytes);
+        let Some(target) = target else {
+            // Past the end: nothing more to read, and no torn tail to report
+            // (recovery, which reports one, never skips).
+            self.finished = true;
+            return Ok(());
+        };
+        self.reader
+            .seek(SeekFrom::Start(target))
+            .map_err(|source| JournalError::Io {
+                op: "seek in the journal",
+                source,
+            })?;
+        self.offset_bytes = target;
+        self.expected_seq = seq;
+        Ok(())
     }
 
     fn read_exact(&mut self, out: &mut [u8], op: &'static str) -> Result<(), JournalError> {
@@ -349,7 +410,11 @@ impl Iterator for JournalReader {
 /// Reads the whole journal at `path` and reports what recovery would do,
 /// without changing the file. Errors exactly where [`recover`] would.
 pub fn scan(path: impl AsRef<Path>) -> Result<RecoveryReport, JournalError> {
-    let mut reader = JournalReader::open(path)?;
+    scan_reader(JournalReader::open(path)?)
+}
+
+/// [`scan`] over an open reader (a file's or a device's).
+pub fn scan_reader(mut reader: JournalReader) -> Result<RecoveryReport, JournalError> {
     let mut records = 0u64;
     let mut first_seq = None;
     let mut last_seq = None;
@@ -395,4 +460,47 @@ pub fn recover(path: impl AsRef<Path>) -> Result<RecoveryReport, JournalError> {
         report.truncated = true;
     }
     Ok(report)
+}
+
+/// [`recover`] for a journal on a [`JournalDevice`]: the same scan over the
+/// device's bytes, and the same durable truncation of a torn tail.
+pub fn recover_device(device: &mut dyn JournalDevice) -> Result<RecoveryReport, JournalError> {
+    let bytes = device.read_all().map_err(|source| JournalError::Io {
+        op: "read the journal device",
+        source,
+    })?;
+    let mut report = scan_reader(JournalReader::from_bytes(bytes)?)?;
+    if report.torn_tail.is_some() {
+        device
+            .truncate(report.valid_len_bytes)
+            .map_err(|source| JournalError::Io {
+                op: "truncate the journal's torn tail",
+                source,
+            })?;
+        report.truncated = true;
+    }
+    Ok(report)
+}
+
+/// Where rebuilding replicas and start-up recovery read the journal from:
+/// its file in production, a device's bytes in the simulator. Each call
+/// reads the journal as it is at that moment, synced or not, as reading a
+/// file through the page cache does.
+pub trait JournalSource: Send + Sync {
+    /// A reader from the journal's first record; `None` if there is no
+    /// journal yet.
+    fn open_reader(&self) -> Result<Option<JournalReader>, JournalError>;
+}
+
+/// The journal file at a path.
+#[derive(Clone, Debug)]
+pub struct JournalFile(pub PathBuf);
+
+impl JournalSource for JournalFile {
+    fn open_reader(&self) -> Result<Option<JournalReader>, JournalError> {
+        if !self.0.exists() {
+            return Ok(None);
+        }
+        JournalReader::open(&self.0).map(Some)
+    }
 }

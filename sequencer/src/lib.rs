@@ -6,6 +6,7 @@ pub mod clock;
 pub mod core_probe;
 pub mod durability;
 pub mod egress;
+pub mod fuzz_checks;
 pub mod hop_probe;
 pub mod journal;
 pub mod journal_backend;

@@ -2,13 +2,13 @@
 //! the journal records after it. Startup recovery and a fenced replica's
 //! rejoin both use it. Replay stops at the end of the readable journal (a
 //! record still being written reads as a torn tail and is not used); a
-//! corrupt record in the middle is an error naming its offset.
+//! corrupt record in the middle is an error naming its offset. The journal
+//! is read through a [`JournalSource`]: its file, or the simulator's disk.
 
 use crate::journal::JournalError;
-use crate::journal_reader::JournalReader;
+use crate::journal_reader::JournalSource;
 use crate::snapshot_store::{SkippedSnapshot, SnapshotStore};
 use lockstep_engine::{Engine, EngineConfig};
-use std::path::Path;
 
 /// An engine rebuilt up to `applied_seq` (0: nothing applied).
 pub struct Rebuilt {
@@ -41,7 +41,7 @@ impl std::error::Error for RebuildError {}
 /// journal holds), then every journal record after it up to `seq_max`.
 pub fn rebuild(
     config: &EngineConfig,
-    journal_path: &Path,
+    journal: &dyn JournalSource,
     snapshots: &SnapshotStore,
     seq_max: u64,
 ) -> Result<Rebuilt, RebuildError> {
@@ -53,12 +53,8 @@ pub fn rebuild(
             None,
         ),
     };
-    let (applied_seq, replayed) = replay_journal(
-        &mut engine,
-        journal_path,
-        snapshot_seq.unwrap_or(0),
-        seq_max,
-    )?;
+    let (applied_seq, replayed) =
+        replay_journal(&mut engine, journal, snapshot_seq.unwrap_or(0), seq_max)?;
     Ok(Rebuilt {
         engine,
         applied_seq,
@@ -73,16 +69,18 @@ pub fn rebuild(
 /// last seq applied (`after_seq` if none) and how many were applied.
 pub fn replay_journal(
     engine: &mut Engine,
-    journal_path: &Path,
+    journal: &dyn JournalSource,
     after_seq: u64,
     seq_max: u64,
 ) -> Result<(u64, u64), RebuildError> {
     let mut applied_seq = after_seq;
     let mut replayed = 0;
-    if !journal_path.exists() {
+    let Some(mut reader) = journal.open_reader().map_err(RebuildError::Journal)? else {
         return Ok((applied_seq, replayed));
-    }
-    let reader = JournalReader::open(journal_path).map_err(RebuildError::Journal)?;
+    };
+    reader
+        .skip_to_seq(after_seq + 1)
+        .map_err(RebuildError::Journal)?;
     for record in reader {
         let record = record.map_err(RebuildError::Journal)?;
         if record.seq <= applied_seq {

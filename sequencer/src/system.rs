@@ -5,20 +5,26 @@
 //! commands and stops the system, cleanly (`shutdown`: everything submitted
 //! is sequenced, journaled, synced and published) or as a crash would
 //! (`crash`: threads stop where they are, the journal is not synced).
+//!
+//! [`build`] is the first half of `start`: recovery and the agents, not yet
+//! running. `start` runs each agent on its own thread; the simulator
+//! (`lockstep-sim`) builds on its own [`Storage`] (a simulated disk) and
+//! calls every agent's `do_work` from one thread. Both start from exactly
+//! the same recovery.
 
 use crate::broadcast_ring::BroadcastRing;
-use crate::clock::{Clock, SystemClock};
-use crate::egress::{EgressAgent, EgressStats, PublishSink};
+use crate::clock::{Clock, MonotonicClock, SystemClock};
+use crate::egress::{EgressAgent, EgressCycle, EgressStats, PublishSink};
 use crate::journal::{Journal, JournalOptions};
-use crate::journal_backend::JournalBackendKind;
-use crate::journal_reader::TornTail;
+use crate::journal_backend::{JournalBackendKind, JournalDevice};
+use crate::journal_reader::{JournalFile, JournalSource, TornTail};
 use crate::journal_record::SequencedCommand;
 use crate::output_ring::OutputRing;
 use crate::pinning::pin_current_thread;
 use crate::rebuild::rebuild;
-use crate::replica::{ReplicaAgent, ReplicaStatus};
+use crate::replica::{ReplicaAgent, ReplicaCycle, ReplicaStatus};
 use crate::sequence::Sequence;
-use crate::sequencer_agent::SequencerAgent;
+use crate::sequencer_agent::{SequencerAgent, SequencerCycle};
 use crate::snapshot_store::{SkippedSnapshot, SnapshotStore};
 use crate::system_config::SystemConfig;
 use crossbeam_queue::ArrayQueue;
@@ -133,31 +139,155 @@ pub fn start(config: SystemConfig, sink: PublishSink) -> Result<SystemHandle, St
     start_with_clock(config, sink, Box::new(SystemClock))
 }
 
+/// Where a system keeps its journal and snapshots.
+pub enum Storage {
+    /// The configuration's data directory: the journal file and the
+    /// snapshot directory. What production uses.
+    DataDir,
+    /// Storage the caller provides: the simulator's disk.
+    Provided {
+        /// The journal writer's device.
+        journal: Box<dyn JournalDevice>,
+        /// How readers (recovery, rebuilding replicas) read the same journal.
+        source: Arc<dyn JournalSource>,
+        snapshots: SnapshotStore,
+    },
+}
+
+/// The handles the agents share, and the outside uses to submit commands,
+/// stop the system and watch it.
+#[derive(Clone)]
+pub struct SharedState {
+    pub input: Arc<ArrayQueue<Command>>,
+    pub stop: Arc<AtomicBool>,
+    pub halt: Arc<AtomicBool>,
+    pub statuses: Vec<Arc<ReplicaStatus>>,
+    pub egress_stats: Arc<EgressStats>,
+    pub durable_seq: Arc<Sequence>,
+    pub sequenced_through: Arc<Sequence>,
+    pub sequencer_done: Arc<AtomicBool>,
+    pub egress_done: Arc<AtomicBool>,
+    pub failure: Arc<Mutex<Option<String>>>,
+}
+
+/// A recovered system whose agents are not running yet. [`start`] gives
+/// each a thread; the simulator calls their `do_work` itself.
+pub struct SystemParts {
+    pub sequencer: SequencerAgent,
+    pub replicas: Vec<ReplicaAgent>,
+    pub egress: EgressAgent,
+    pub shared: SharedState,
+    pub startup: StartupReport,
+}
+
 /// [`start`] with a clock of the caller's.
 pub fn start_with_clock(
     config: SystemConfig,
     sink: PublishSink,
     clock: Box<dyn Clock>,
 ) -> Result<SystemHandle, StartError> {
+    let parts = build(&config, sink, clock, Storage::DataDir)?;
+    let SystemParts {
+        sequencer: sequencer_agent,
+        replicas: replica_agents,
+        egress: egress_agent,
+        shared,
+        startup,
+    } = parts;
+    let mut replicas = Vec::with_capacity(replica_agents.len());
+    for agent in replica_agents {
+        let id = agent.id;
+        let core = config.cores.replicas.get(id).copied().flatten();
+        let handle = std::thread::Builder::new()
+            .name(format!("lockstep-replica-{id}"))
+            .spawn(move || {
+                pin_current_thread(&format!("replica {id}"), core);
+                agent.run();
+            })
+            .map_err(|error| start_error("spawn replica", error))?;
+        replicas.push(handle);
+    }
+    let egress_core = config.cores.egress;
+    let egress = std::thread::Builder::new()
+        .name("lockstep-egress".to_string())
+        .spawn(move || {
+            pin_current_thread("egress", egress_core);
+            egress_agent.run();
+        })
+        .map_err(|error| start_error("spawn egress", error))?;
+    let sequencer_core = config.cores.sequencer;
+    let sequencer = std::thread::Builder::new()
+        .name("lockstep-sequencer".to_string())
+        .spawn(move || {
+            pin_current_thread("sequencer", sequencer_core);
+            sequencer_agent.run()
+        })
+        .map_err(|error| start_error("spawn sequencer", error))?;
+
+    Ok(SystemHandle {
+        input: shared.input,
+        stop: shared.stop,
+        halt: shared.halt,
+        sequencer: Some(sequencer),
+        replicas,
+        egress: Some(egress),
+        statuses: shared.statuses,
+        egress_stats: shared.egress_stats,
+        durable_seq: shared.durable_seq,
+        sequenced_through: shared.sequenced_through,
+        failure: shared.failure,
+        startup,
+    })
+}
+
+/// Recovers whatever `storage` holds and builds every agent, ready to run:
+/// opens the journal (a torn tail is cut, a corrupt middle refuses), makes
+/// it durable, rebuilds the engine from the newest usable snapshot and the
+/// journal, and wires the rings. Nothing runs yet.
+pub fn build(
+    config: &SystemConfig,
+    sink: PublishSink,
+    clock: Box<dyn Clock>,
+    storage: Storage,
+) -> Result<SystemParts, StartError> {
     config
         .validate()
         .map_err(|error| start_error("config", error))?;
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|error| start_error("data directory", error))?;
-    let journal_path = config.journal_path();
     let mut options = JournalOptions::new(config.durability);
     options.prefer_io_uring = config.prefer_io_uring;
     options.batch_records_max = config.sequencer_batch_max;
-    let journal = Journal::open_with(&journal_path, &options)
-        .map_err(|error| start_error("journal", error))?;
-    // Records a crashed process wrote but never synced are in the file now;
-    // make them durable before anything derived from them is published.
-    std::fs::File::open(&journal_path)
-        .and_then(|file| file.sync_all())
-        .map_err(|error| start_error("journal sync", error))?;
+    let (journal, source, snapshots) = match storage {
+        Storage::DataDir => {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(|error| start_error("data directory", error))?;
+            let journal_path = config.journal_path();
+            let journal = Journal::open_with(&journal_path, &options)
+                .map_err(|error| start_error("journal", error))?;
+            // Records a crashed process wrote but never synced are in the
+            // file now; make them durable before anything derived from them
+            // is published.
+            std::fs::File::open(&journal_path)
+                .and_then(|file| file.sync_all())
+                .map_err(|error| start_error("journal sync", error))?;
+            let source: Arc<dyn JournalSource> = Arc::new(JournalFile(journal_path));
+            let snapshots = SnapshotStore::new(config.snapshot_dir(), config.snapshots_kept);
+            (journal, source, snapshots)
+        }
+        Storage::Provided {
+            journal,
+            source,
+            snapshots,
+        } => {
+            let mut journal = Journal::open_on_device(journal, &options)
+                .map_err(|error| start_error("journal", error))?;
+            journal
+                .sync_everything_written()
+                .map_err(|error| start_error("journal sync", error))?;
+            (journal, source, snapshots)
+        }
+    };
     let recovered_seq = journal.next_seq() - 1;
-    let snapshots = SnapshotStore::new(config.snapshot_dir(), config.snapshots_kept);
-    let rebuilt = rebuild(&config.engine, &journal_path, &snapshots, recovered_seq)
+    let rebuilt = rebuild(&config.engine, source.as_ref(), &snapshots, recovered_seq)
         .map_err(|error| start_error("recovery", error))?;
     if rebuilt.applied_seq != recovered_seq {
         return Err(StartError(format!(
@@ -182,18 +312,20 @@ pub fn start_with_clock(
         first_seq,
     )
     .map_err(|error| start_error("broadcast ring", error))?;
-    let input = Arc::new(ArrayQueue::new(config.input_queue_max));
-    let stop = Arc::new(AtomicBool::new(false));
-    let halt = Arc::new(AtomicBool::new(false));
-    let durable_seq = Arc::new(Sequence::new(recovered_seq));
-    let sequenced_through = Arc::new(Sequence::new(recovered_seq));
-    let sequencer_done = Arc::new(AtomicBool::new(false));
-    let failure = Arc::new(Mutex::new(None));
-    let egress_stats = Arc::new(EgressStats::default());
-    let egress_done = Arc::new(AtomicBool::new(false));
-    egress_stats.published_seq.set(recovered_seq);
+    let mut shared = SharedState {
+        input: Arc::new(ArrayQueue::new(config.input_queue_max)),
+        stop: Arc::new(AtomicBool::new(false)),
+        halt: Arc::new(AtomicBool::new(false)),
+        statuses: Vec::with_capacity(config.replicas),
+        egress_stats: Arc::new(EgressStats::default()),
+        durable_seq: Arc::new(Sequence::new(recovered_seq)),
+        sequenced_through: Arc::new(Sequence::new(recovered_seq)),
+        sequencer_done: Arc::new(AtomicBool::new(false)),
+        egress_done: Arc::new(AtomicBool::new(false)),
+        failure: Arc::new(Mutex::new(None)),
+    };
+    shared.egress_stats.published_seq.set(recovered_seq);
 
-    let mut statuses = Vec::with_capacity(config.replicas);
     let mut consumers = Vec::with_capacity(config.replicas);
     let mut replicas = Vec::with_capacity(config.replicas);
     for (id, reader) in parts.readers.into_iter().enumerate() {
@@ -201,7 +333,7 @@ pub fn start_with_clock(
             .map_err(|error| start_error("output ring", error))?;
         let status = Arc::new(ReplicaStatus::default());
         status.applied_seq.set(recovered_seq);
-        let agent = ReplicaAgent {
+        replicas.push(ReplicaAgent {
             id,
             engine: rebuilt.engine.clone(),
             engine_config: config.engine.clone(),
@@ -210,100 +342,72 @@ pub fn start_with_clock(
             output: producer,
             status: Arc::clone(&status),
             wait: config.waits.replica,
-            journal_path: journal_path.clone(),
+            journal: Arc::clone(&source),
             snapshots: snapshots.clone(),
             snapshot_interval: config.snapshot_interval,
             replicas: config.replicas,
-            stop: Arc::clone(&stop),
-            halt: Arc::clone(&halt),
-            sequenced_through: Arc::clone(&sequenced_through),
-            sequencer_done: Arc::clone(&sequencer_done),
+            stop: Arc::clone(&shared.stop),
+            halt: Arc::clone(&shared.halt),
+            sequenced_through: Arc::clone(&shared.sequenced_through),
+            sequencer_done: Arc::clone(&shared.sequencer_done),
             faults: config
                 .faults
                 .iter()
                 .copied()
                 .filter(|fault| fault.replica == id)
                 .collect(),
+            clock: Box::new(MonotonicClock::new()),
             epoch: 0,
             fences_seen: 0,
-            egress: Arc::clone(&egress_stats),
-            egress_done: Arc::clone(&egress_done),
-        };
-        let core = config.cores.replicas.get(id).copied().flatten();
-        let handle = std::thread::Builder::new()
-            .name(format!("lockstep-replica-{id}"))
-            .spawn(move || {
-                pin_current_thread(&format!("replica {id}"), core);
-                agent.run();
-            })
-            .map_err(|error| start_error("spawn replica", error))?;
-        statuses.push(status);
+            egress: Arc::clone(&shared.egress_stats),
+            egress_done: Arc::clone(&shared.egress_done),
+            cycle: ReplicaCycle::default(),
+        });
+        shared.statuses.push(status);
         consumers.push(consumer);
-        replicas.push(handle);
     }
 
-    let egress_agent = EgressAgent {
+    let egress = EgressAgent {
         consumers,
-        statuses: statuses.clone(),
+        statuses: shared.statuses.clone(),
         ring: parts.ring.clone(),
-        durable_seq: Arc::clone(&durable_seq),
-        sequenced_through: Arc::clone(&sequenced_through),
-        sequencer_done: Arc::clone(&sequencer_done),
-        halt: Arc::clone(&halt),
+        durable_seq: Arc::clone(&shared.durable_seq),
+        sequenced_through: Arc::clone(&shared.sequenced_through),
+        sequencer_done: Arc::clone(&shared.sequencer_done),
+        halt: Arc::clone(&shared.halt),
         wait: config.waits.egress,
         fence_lag_max: config.fence_lag_max,
         hash_window: vec![(0, 0); config.hash_window_size],
-        stats: Arc::clone(&egress_stats),
+        stats: Arc::clone(&shared.egress_stats),
         sink,
-        done: egress_done,
+        done: Arc::clone(&shared.egress_done),
         next_seq: first_seq,
+        cycle: EgressCycle::default(),
     };
-    let egress_core = config.cores.egress;
-    let egress = std::thread::Builder::new()
-        .name("lockstep-egress".to_string())
-        .spawn(move || {
-            pin_current_thread("egress", egress_core);
-            egress_agent.run();
-        })
-        .map_err(|error| start_error("spawn egress", error))?;
 
-    let sequencer_agent = SequencerAgent {
-        input: Arc::clone(&input),
+    let sequencer = SequencerAgent {
+        input: Arc::clone(&shared.input),
         journal,
         writer: parts.writer,
         batch: Vec::with_capacity(config.sequencer_batch_max),
         batch_max: config.sequencer_batch_max,
         next_seq: first_seq,
         clock,
-        durable_seq: Arc::clone(&durable_seq),
-        sequenced_through: Arc::clone(&sequenced_through),
-        done: Arc::clone(&sequencer_done),
-        stop: Arc::clone(&stop),
-        halt: Arc::clone(&halt),
+        durable_seq: Arc::clone(&shared.durable_seq),
+        sequenced_through: Arc::clone(&shared.sequenced_through),
+        done: Arc::clone(&shared.sequencer_done),
+        stop: Arc::clone(&shared.stop),
+        halt: Arc::clone(&shared.halt),
         wait: config.waits.sequencer,
-        failure: Arc::clone(&failure),
+        failure: Arc::clone(&shared.failure),
+        cycle: SequencerCycle::default(),
     };
-    let sequencer_core = config.cores.sequencer;
-    let sequencer = std::thread::Builder::new()
-        .name("lockstep-sequencer".to_string())
-        .spawn(move || {
-            pin_current_thread("sequencer", sequencer_core);
-            sequencer_agent.run()
-        })
-        .map_err(|error| start_error("spawn sequencer", error))?;
 
-    Ok(SystemHandle {
-        input,
-        stop,
-        halt,
-        sequencer: Some(sequencer),
+    Ok(SystemParts {
+        sequencer,
         replicas,
-        egress: Some(egress),
-        statuses,
-        egress_stats,
-        durable_seq,
-        sequenced_through,
-        failure,
+        egress,
+        shared,
         startup,
     })
 }

@@ -17,6 +17,7 @@ mod replay;
 mod run;
 mod serve;
 mod serve_config;
+mod sim;
 mod verify;
 
 use clap::error::ErrorKind;
@@ -45,6 +46,7 @@ enum Command {
     Dump(dump::DumpArgs),
     Verify(verify::VerifyArgs),
     Serve(serve::ServeArgs),
+    Sim(sim::SimArgs),
     Bench(bench_cmd::BenchArgs),
 }
 
@@ -106,7 +108,7 @@ fn main() -> ExitCode {
         Command::BenchCore(args) => args.validate(),
         Command::Verify(args) => args.validate(),
         Command::Bench(args) => args.validate(),
-        Command::Run(_) | Command::Dump(_) | Command::Serve(_) => Ok(()),
+        Command::Run(_) | Command::Dump(_) | Command::Serve(_) | Command::Sim(_) => Ok(()),
         Command::Replay(_) | Command::Gen(_) | Command::ImportLobster(_) => Ok(()),
     };
     if let Err(problem) = usage_check {
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
         Command::Dump(args) => dump::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Sim(args) => sim::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
     };
     match result {
