@@ -16,6 +16,7 @@ pub mod echo;
 mod echo_uring;
 pub mod engine_latency;
 pub mod flow;
+pub mod fuzz_checks;
 pub mod generate;
 pub mod hgrm;
 pub mod latency;

@@ -5,6 +5,10 @@
 //! I/O, no clock, no randomness, no floating point and no heap allocation after
 //! construction. Capacities come from [`EngineConfig`]; a full table is a clean
 //! reject, never growth.
+//!
+//! Two hidden modules are test support, not engine: `reference_model`, the
+//! naive order book the engine is checked against, and `fuzz_checks`, the
+//! property the fuzz target in `engine/fuzz/` checks.
 
 #![forbid(unsafe_code)]
 
@@ -12,9 +16,11 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod event;
+pub mod fuzz_checks;
 pub mod invariants;
 mod open_table;
 mod order_pool;
+pub mod reference_model;
 mod side_book;
 pub mod snapshot;
 pub mod stable_hash;

@@ -600,6 +600,49 @@ fn failed_sync_fail_stops_the_journal() {
 }
 
 #[test]
+fn skip_to_seq_lands_on_that_record_and_the_same_bytes_read_the_same_from_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = journal_path(&dir, "skip.journal");
+    let records = commands(1, 300);
+    write_journal(&path, DurabilityPolicy::Batch, false, &records, 50);
+    let bytes = std::fs::read(&path).expect("read file");
+    for target in [1, 2, 150, 300] {
+        let mut from_file = JournalReader::open(&path).expect("reader");
+        from_file.skip_to_seq(target).expect("skip");
+        let mut from_memory = JournalReader::from_bytes(bytes.clone()).expect("reader");
+        from_memory.skip_to_seq(target).expect("skip");
+        let expected = &records[target as usize - 1..];
+        for reader in [from_file, from_memory] {
+            let read: Vec<_> = reader.collect::<Result<_, _>>().expect("records");
+            assert_eq!(read, expected, "skipping to seq {target}");
+        }
+    }
+    // Past the end there is nothing to read, and no torn tail either.
+    let mut reader = JournalReader::open(&path).expect("reader");
+    reader.skip_to_seq(301).expect("skip");
+    assert!(reader.next().is_none());
+    reader.skip_to_seq(10_000).expect("skip");
+    assert!(reader.next().is_none());
+    assert_eq!(reader.torn_tail(), None);
+    // Backwards is a no-op: the reader never rereads.
+    let mut reader = JournalReader::open(&path).expect("reader");
+    reader.skip_to_seq(100).expect("skip");
+    reader.skip_to_seq(5).expect("skip");
+    assert_eq!(reader.next().expect("a record").expect("valid").seq, 100);
+    // The record skipped to is still checked: damage there is reported.
+    flip_bit(&path, HEADER_LEN + 199 * RECORD_LEN + 20, 3);
+    let mut reader = JournalReader::open(&path).expect("reader");
+    reader.skip_to_seq(200).expect("skip");
+    assert!(matches!(
+        reader.next(),
+        Some(Err(JournalError::CorruptRecord {
+            expected_seq: 200,
+            ..
+        }))
+    ));
+}
+
+#[test]
 fn append_out_of_order_is_refused_without_writing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = journal_path(&dir, "order.journal");
