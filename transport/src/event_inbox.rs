@@ -10,7 +10,7 @@
 use crossbeam_queue::ArrayQueue;
 use lockstep_engine::Event;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// One published event with its seq and the sequencer's stamped time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,9 +30,6 @@ pub struct EventInbox {
     waker: OnceLock<WakeFn>,
     /// Times the egress found the queue full and had to wait.
     full_waits: AtomicU64,
-    /// Serialises pushes: the egress is the only producer, but a test may
-    /// push from its own thread; the lock is uncontended in production.
-    push_lock: Mutex<()>,
 }
 
 impl EventInbox {
@@ -42,7 +39,6 @@ impl EventInbox {
             parked: AtomicBool::new(false),
             waker: OnceLock::new(),
             full_waits: AtomicU64::new(0),
-            push_lock: Mutex::new(()),
         }
     }
 
@@ -57,7 +53,6 @@ impl EventInbox {
     /// dropped, which is safe because it is durable in the journal and is
     /// rebuilt from there at the next start.
     pub fn push(&self, mut event: PublishedEvent, stopping: &AtomicBool) {
-        let _guard = self.push_lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match self.queue.push(event) {
                 Ok(()) => break,
