@@ -132,6 +132,9 @@ pub struct JournalReader {
     /// The offset of the next record to read (the end of the valid part).
     offset_bytes: u64,
     expected_seq: u64,
+    /// Set once the record with seq `u64::MAX` has been read: no seq can
+    /// follow it, so any further record is a seq error, never a repeat.
+    seqs_exhausted: bool,
     finished: bool,
     torn_tail: Option<TornTail>,
 }
@@ -173,6 +176,7 @@ impl JournalReader {
             file_len_bytes,
             offset_bytes: 0,
             expected_seq: 1,
+            seqs_exhausted: false,
             finished: false,
             torn_tail: None,
         };
@@ -354,11 +358,14 @@ impl Iterator for JournalReader {
             return Some(Err(error));
         }
         match decode_record(&slot) {
-            Ok(record) if record.seq == self.expected_seq => {
+            Ok(record) if record.seq == self.expected_seq && !self.seqs_exhausted => {
                 self.offset_bytes += record_len;
-                // A journal cannot reach u64::MAX records; saturate rather
-                // than wrap if a crafted file claims to.
-                self.expected_seq = self.expected_seq.saturating_add(1);
+                // A journal cannot reach u64::MAX records, but a crafted
+                // header can start there: after it the seqs are used up.
+                match self.expected_seq.checked_add(1) {
+                    Some(next) => self.expected_seq = next,
+                    None => self.seqs_exhausted = true,
+                }
                 Some(Ok(record))
             }
             Ok(record) => {

@@ -18,24 +18,6 @@ const TARGETS: [(&str, Check); 2] = [
     ("journal_record", fuzz_checks::journal_record),
 ];
 
-/// Saved inputs that still fail their check because the fix belongs in a
-/// file this change could not touch: `(target, file, what is wrong)`. The
-/// artifact replay skips them, `open_findings_still_fail` makes sure each
-/// is still open (a fixed one must move to the ordinary artifacts), and
-/// each has an ignored regression test that passes once it is fixed.
-const OPEN_FINDINGS: &[(&str, &str, &str)] = &[(
-    "journal_reader",
-    "crash-4238ecc4-repeated-seq-max",
-    "JournalReader accepts a second record with seq u64::MAX after one with seq u64::MAX \
-     (expected_seq saturates instead of running out)",
-)];
-
-fn is_open_finding(target: &str, path: &Path) -> bool {
-    OPEN_FINDINGS.iter().any(|(open_target, file, _)| {
-        *open_target == target && path.file_name().is_some_and(|name| name == *file)
-    })
-}
-
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
 }
@@ -67,7 +49,6 @@ fn replay(kind: &str, target: &str) -> usize {
     let check = check_of(target);
     let files: Vec<PathBuf> = files_in(&fuzz_dir().join(kind).join(target))
         .into_iter()
-        .filter(|path| !is_open_finding(target, path))
         .collect();
     for path in &files {
         let data = std::fs::read(path).expect("a readable corpus file");
@@ -141,32 +122,17 @@ fn the_seed_inputs_pass_their_targets_checks() {
     }
 }
 
-#[test]
-fn open_findings_still_fail() {
-    for (target, file, what) in OPEN_FINDINGS {
-        let path = fuzz_dir().join("artifacts").join(target).join(file);
-        let data = std::fs::read(&path).expect("an open finding's input is kept");
-        let outcome = std::panic::catch_unwind(|| check_of(target)(&data));
-        assert!(
-            outcome.is_err(),
-            "{} passes now ({what}): move it out of OPEN_FINDINGS and un-ignore its test",
-            path.display()
-        );
-    }
-}
-
-/// Open finding `crash-4238ecc4-repeated-seq-max` (written by hand after
+/// Finding `crash-4238ecc4-repeated-seq-max` (written by hand after
 /// reading `JournalReader::next`, then confirmed by the `journal_reader`
 /// check; the 10-minute run did not reach it): a file whose header says
 /// `first_seq` is `u64::MAX`, holding two valid records that both carry
 /// seq `u64::MAX`. The reader returns both, because `expected_seq`
 /// saturates at `u64::MAX` instead of running out, so a replay would apply
 /// two commands under one seq. No writer can produce such a file (`append`
-/// refuses to number past `u64::MAX`), but recovery must not accept it. The
-/// fix belongs in `sequencer/src/journal_reader.rs`: once the record with
-/// seq `u64::MAX` is read, any further record is a seq error.
+/// refuses to number past `u64::MAX`), but recovery must not accept it.
+/// Fixed in `JournalReader::next`: once the record with seq `u64::MAX` is
+/// read, any further record is a seq error.
 #[test]
-#[ignore = "open finding: needs the fix in sequencer/src/journal_reader.rs (see the comment)"]
 fn crash_4238ecc4_repeated_seq_max_is_read_once() {
     let path = fuzz_dir()
         .join("artifacts")
