@@ -38,8 +38,8 @@ pub use flow::{
 };
 pub use generate::{generate, generate_commands, FlowGenerator, Mix, SplitMix64};
 pub use load::{
-    run_load, run_load_with_progress, Credentials, InProcessServer, LoadOptions, LoadReport,
-    Pacing, ServerOutcome, Target, TargetKind,
+    run_load, run_load_with_progress, Credentials, InProcessServer, KillOutcome, LoadOptions,
+    LoadReport, Pacing, ReplicaKill, ServerOutcome, Target, TargetKind,
 };
 pub use lobster::{
     import_lobster, ImportError, ImportStats, KindCounts, FRESH_ORDER_ID_BASE, LOBSTER_INSTRUMENT,

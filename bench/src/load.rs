@@ -10,8 +10,11 @@
 use crate::driver::{drive, DriverSession};
 use crate::echo::{EchoBackend, EchoServer, EchoStats};
 use crate::progress::{NoProgress, ProgressSink};
-use crate::session_flow::{token_prefix, FlowConfig, FlowCounts, Recorder, SessionFlow};
+use crate::session_flow::{
+    token_prefix, FlowConfig, FlowCounts, MatchAudit, Recorder, SessionFlow,
+};
 use hdrhistogram::Histogram;
+use lockstep_sequencer::system::SystemHandle;
 use lockstep_sequencer::system_config::SystemConfig;
 use lockstep_transport::client::ClientConfig;
 use lockstep_transport::client_nonblocking::NonBlockingClient;
@@ -53,6 +56,64 @@ pub struct LoadOptions {
     pub seed: u64,
     /// Busy-poll the sockets instead of sleeping in ppoll between sends.
     pub spin: bool,
+    /// Kill the leading replica partway through (in-process server, open
+    /// loop only).
+    pub kill_replica: Option<ReplicaKill>,
+}
+
+/// When to kill the leading replica, and the window of orders around it
+/// whose latency is reported apart from the steady state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaKill {
+    /// From the start of the run (warm-up included).
+    pub at: Duration,
+    /// Orders intended from `at - window_before` to `at + window_after` are
+    /// the kill window.
+    pub window_before: Duration,
+    pub window_after: Duration,
+}
+
+impl ReplicaKill {
+    /// A kill at `at`, its window from 50 ms before to 450 ms after: a
+    /// rebuild from snapshot and journal takes tens to hundreds of
+    /// milliseconds, and the window should hold all of its effect.
+    pub fn at(at: Duration) -> ReplicaKill {
+        ReplicaKill {
+            at,
+            window_before: Duration::from_millis(50),
+            window_after: Duration::from_millis(450),
+        }
+    }
+}
+
+/// What a run with a replica kill saw.
+#[derive(Clone, Debug)]
+pub struct KillOutcome {
+    /// The replica killed: the one egress was publishing from at the kill
+    /// time (`was_leader`), or replica 0 if egress was between leaders.
+    pub replica: usize,
+    pub was_leader: bool,
+    /// The published seq when the kill was requested; the replica panics
+    /// before its next command.
+    pub published_seq_at_kill: u64,
+    /// When the kill was requested, from the start of the run.
+    pub at: Duration,
+    pub window_before: Duration,
+    pub window_after: Duration,
+    /// Egress fenced the replica it was publishing from.
+    pub leader_fenced: bool,
+    /// The replica panicked, was fenced, rebuilt and rejoined.
+    pub replica_panics: u64,
+    pub replica_rebuilds: u64,
+    /// Messages never answered, and match sides missing: what the clients
+    /// lost. Must be 0.
+    pub gaps: u64,
+    /// Second answers to one message, and match sides seen more than
+    /// twice: what the clients got twice. Must be 0.
+    pub duplicates: u64,
+    /// Enter Order to Accepted inside the kill window, and outside it.
+    pub accepted_kill_window: Histogram<u64>,
+    pub accepted_steady: Histogram<u64>,
 }
 
 impl LoadOptions {
@@ -69,6 +130,7 @@ impl LoadOptions {
             flow: FlowConfig::default(),
             seed: 1,
             spin: false,
+            kill_replica: None,
         }
     }
 
@@ -85,7 +147,20 @@ impl LoadOptions {
                 Err("at least one outstanding message per session is needed".to_string())
             }
             _ => Ok(()),
+        }?;
+        if let Some(kill) = self.kill_replica {
+            if !matches!(self.pacing, Pacing::OpenLoop { .. }) {
+                return Err("a replica kill needs an open-loop run (--rate)".to_string());
+            }
+            if kill.at.is_zero() || kill.at >= self.warmup + self.duration {
+                return Err(format!(
+                    "the replica kill at {:.3} s must fall inside the run (0 to {:.3} s)",
+                    kill.at.as_secs_f64(),
+                    (self.warmup + self.duration).as_secs_f64()
+                ));
+            }
         }
+        Ok(())
     }
 }
 
@@ -174,6 +249,11 @@ pub struct ServerOutcome {
     pub replicas_agree: bool,
     pub replicas: usize,
     pub failure: Option<String>,
+    pub fenced_panicked: u64,
+    pub fenced_leaders: u64,
+    /// Per replica: panics and rebuilds.
+    pub replica_panics: Vec<u64>,
+    pub replica_rebuilds: Vec<u64>,
 }
 
 /// Everything one run measured.
@@ -204,6 +284,9 @@ pub struct LoadReport {
     pub elapsed: Duration,
     pub server: Option<ServerOutcome>,
     pub echo: Option<EchoStats>,
+    /// Gaps and duplicates in the match numbers the sessions saw.
+    pub match_audit: MatchAudit,
+    pub kill: Option<KillOutcome>,
 }
 
 /// A data directory removed when dropped.
@@ -312,6 +395,10 @@ fn stop(running: Running) -> Result<(Option<ServerOutcome>, Option<EchoStats>), 
                     replicas_agree: !complete.is_empty()
                         && complete.iter().all(|&hash| hash == complete[0]),
                     replicas: system.replicas.len(),
+                    fenced_panicked: system.fenced_panicked,
+                    fenced_leaders: system.fenced_leaders,
+                    replica_panics: system.replicas.iter().map(|r| r.panics).collect(),
+                    replica_rebuilds: system.replicas.iter().map(|r| r.rebuilds).collect(),
                     failure: system.failure,
                 }),
                 None,
@@ -319,6 +406,33 @@ fn stop(running: Running) -> Result<(Option<ServerOutcome>, Option<EchoStats>), 
         }
         Running::Echo(echo) => Ok((None, Some(echo.stop()?))),
         Running::External => Ok((None, None)),
+    }
+}
+
+/// What the kill thread did.
+struct KillRequested {
+    replica: usize,
+    was_leader: bool,
+    published_seq: u64,
+    at: Duration,
+}
+
+/// Sleeps until the kill time, then asks the replica egress is publishing
+/// from to panic before its next command. The run's clock starts a few
+/// microseconds after this thread's, which the window's width dwarfs.
+fn kill_leader(system: &SystemHandle, kill: ReplicaKill) -> KillRequested {
+    let start = std::time::Instant::now();
+    std::thread::sleep(kill.at);
+    let leader = system.egress_stats().leader();
+    let replica = leader.unwrap_or(0);
+    let published_seq = system.published_seq();
+    let killed = system.kill_replica(replica);
+    assert!(killed, "replica {replica} exists: egress named it");
+    KillRequested {
+        replica,
+        was_leader: leader.is_some(),
+        published_seq,
+        at: start.elapsed(),
     }
 }
 
@@ -334,12 +448,25 @@ pub fn run_load_with_progress(
     progress: &mut dyn ProgressSink,
 ) -> Result<LoadReport, String> {
     options.validate()?;
+    if options.kill_replica.is_some() && !matches!(target, Target::InProcess(_)) {
+        return Err(format!(
+            "{}: a replica kill needs the in-process server",
+            options.label
+        ));
+    }
     let kind = target.kind();
     let (running, addr, credentials) = start(target, options.sessions)?;
     let window_start = u64::try_from(options.warmup.as_nanos()).unwrap_or(u64::MAX);
     let window_end =
         u64::try_from((options.warmup + options.duration).as_nanos()).unwrap_or(u64::MAX);
     let mut recorder = Recorder::new(window_start, window_end);
+    if let Some(kill) = options.kill_replica {
+        let at_ns = u64::try_from(kill.at.as_nanos()).unwrap_or(u64::MAX);
+        recorder.set_kill_window(
+            at_ns.saturating_sub(u64::try_from(kill.window_before.as_nanos()).unwrap_or(0)),
+            at_ns.saturating_add(u64::try_from(kill.window_after.as_nanos()).unwrap_or(0)),
+        );
+    }
     // Tokens unique across runs: the prefix is the time in tenths of a second.
     let prefix = token_prefix(
         std::time::SystemTime::now()
@@ -362,14 +489,26 @@ pub fn run_load_with_progress(
             sessions.push(DriverSession::new(login.username.clone(), client, flow));
         }
         progress.start(&options.label, options.warmup + options.duration);
-        let outcome = drive(&mut sessions, options, &mut recorder, progress);
+        let system = match &running {
+            Running::Lockstep(server, _) => server.system(),
+            _ => None,
+        };
+        let (outcome, kill) = std::thread::scope(|scope| {
+            let killer = match (options.kill_replica, system) {
+                (Some(kill), Some(system)) => Some(scope.spawn(move || kill_leader(system, kill))),
+                _ => None,
+            };
+            let outcome = drive(&mut sessions, options, &mut recorder, progress);
+            let kill = killer.map(|thread| thread.join().expect("the kill thread does not panic"));
+            (outcome, kill)
+        });
         // Closing the sessions before the server stops lets it see them go.
         drop(sessions);
-        outcome
+        outcome.map(|outcome| (outcome, kill))
     })();
     let stopped = stop(running);
-    let outcome = match driven {
-        Ok(outcome) => outcome,
+    let (outcome, kill_requested) = match driven {
+        Ok(driven) => driven,
         Err(error) => {
             let failure = stopped
                 .ok()
@@ -391,6 +530,33 @@ pub fn run_load_with_progress(
         options.label, recorder.counts.measured_answered, achieved_rate, outcome.unanswered
     );
     progress.finish(&summary);
+    let match_audit = recorder.match_audit();
+    let kill = match (options.kill_replica, kill_requested, &server) {
+        (Some(kill), Some(requested), Some(server)) => Some(KillOutcome {
+            replica: requested.replica,
+            was_leader: requested.was_leader,
+            published_seq_at_kill: requested.published_seq,
+            at: requested.at,
+            window_before: kill.window_before,
+            window_after: kill.window_after,
+            leader_fenced: server.fenced_leaders > 0,
+            replica_panics: server
+                .replica_panics
+                .get(requested.replica)
+                .copied()
+                .unwrap_or(0),
+            replica_rebuilds: server
+                .replica_rebuilds
+                .get(requested.replica)
+                .copied()
+                .unwrap_or(0),
+            gaps: outcome.unanswered + match_audit.sides_missing,
+            duplicates: recorder.counts.unmatched_replies + match_audit.sides_duplicated,
+            accepted_kill_window: recorder.accepted_kill_window.clone(),
+            accepted_steady: recorder.accepted_steady.clone(),
+        }),
+        _ => None,
+    };
     Ok(LoadReport {
         label: options.label.clone(),
         target: kind,
@@ -409,5 +575,7 @@ pub fn run_load_with_progress(
         elapsed: outcome.elapsed,
         server,
         echo,
+        match_audit,
+        kill,
     })
 }

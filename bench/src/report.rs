@@ -9,7 +9,7 @@
 use crate::echo::EchoBackend;
 use crate::hgrm::percentile_distribution;
 use crate::latency::Percentiles;
-use crate::load::{LoadReport, Pacing, TargetKind};
+use crate::load::{KillOutcome, LoadReport, Pacing, TargetKind};
 use crate::plot::{write_latency_plot, PlotSeries};
 use crate::session_flow::{CANCEL_PER_MILLE, CROSSING_PER_MILLE};
 use hdrhistogram::Histogram;
@@ -239,17 +239,100 @@ pub fn text_report(runs: &[LoadReport]) -> String {
         }
         text.push('\n');
     }
+    for run in runs {
+        if let Some(kill) = &run.kill {
+            kill_text(&mut text, run, kill);
+        }
+    }
     text
 }
 
+/// The failover section of a run with a replica kill.
+fn kill_text(text: &mut String, run: &LoadReport, kill: &KillOutcome) {
+    let _ = writeln!(
+        text,
+        "\nReplica kill ({}): replica {} ({}) killed {:.3} s into the run, at published seq {}; egress fenced its leader {} time(s); the replica panicked {} time(s) and rebuilt {} time(s)",
+        run.label,
+        kill.replica,
+        if kill.was_leader {
+            "the leader: egress was publishing from it"
+        } else {
+            "egress was between leaders"
+        },
+        kill.at.as_secs_f64(),
+        kill.published_seq_at_kill,
+        run.server.as_ref().map_or(0, |server| server.fenced_leaders),
+        kill.replica_panics,
+        kill.replica_rebuilds
+    );
+    let _ = writeln!(
+        text,
+        "gaps seen by the clients: {}   duplicates seen by the clients: {}   ({} match numbers, each seen by both sides)",
+        kill.gaps, kill.duplicates, run.match_audit.match_number_max
+    );
+    let _ = writeln!(
+        text,
+        "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "Order -> Accepted (µs)", "orders", "p50", "p90", "p99", "p99.9", "max"
+    );
+    let window = format!(
+        "kill window ({:.0} ms before, {:.0} ms after)",
+        kill.window_before.as_secs_f64() * 1e3,
+        kill.window_after.as_secs_f64() * 1e3
+    );
+    for (name, histogram) in [
+        (window.as_str(), &kill.accepted_kill_window),
+        ("steady state (the rest)", &kill.accepted_steady),
+    ] {
+        let row = Percentiles::of(histogram);
+        let _ = writeln!(
+            text,
+            "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            name,
+            row.count,
+            micros(row.p50_ns),
+            micros(row.p90_ns),
+            micros(row.p99_ns),
+            micros(row.p999_ns),
+            micros(row.max_ns)
+        );
+    }
+}
+
+fn kill_json(run: &LoadReport) -> Value {
+    match &run.kill {
+        None => Value::Null,
+        Some(kill) => json!({
+            "replica": kill.replica,
+            "was_leader": kill.was_leader,
+            "published_seq_at_kill": kill.published_seq_at_kill,
+            "at_s": kill.at.as_secs_f64(),
+            "window_before_s": kill.window_before.as_secs_f64(),
+            "window_after_s": kill.window_after.as_secs_f64(),
+            "leader_fenced": kill.leader_fenced,
+            "replica_panics": kill.replica_panics,
+            "replica_rebuilds": kill.replica_rebuilds,
+            "gaps": kill.gaps,
+            "duplicates": kill.duplicates,
+            "accepted_kill_window_ns": Percentiles::of(&kill.accepted_kill_window).to_json(),
+            "accepted_steady_ns": Percentiles::of(&kill.accepted_steady).to_json(),
+        }),
+    }
+}
+
 /// The histograms a run writes, with their file stems.
-fn histograms(run: &LoadReport) -> [(&'static str, &Histogram<u64>); 4] {
-    [
+fn histograms(run: &LoadReport) -> Vec<(&'static str, &Histogram<u64>)> {
+    let mut all = vec![
         ("order_to_accepted", &run.accepted),
         ("order_to_executed", &run.executed),
         ("cancel_to_canceled", &run.canceled),
         ("send_lag", &run.send_lag),
-    ]
+    ];
+    if let Some(kill) = &run.kill {
+        all.push(("order_to_accepted_kill_window", &kill.accepted_kill_window));
+        all.push(("order_to_accepted_steady", &kill.accepted_steady));
+    }
+    all
 }
 
 fn file_label(label: &str) -> String {
@@ -315,7 +398,17 @@ fn run_json(run: &LoadReport, files: &Value) -> Value {
             "replicas": server.replicas,
             "replicas_agree": server.replicas_agree,
             "failure": server.failure,
+            "fenced_panicked": server.fenced_panicked,
+            "fenced_leaders": server.fenced_leaders,
+            "replica_panics": server.replica_panics,
+            "replica_rebuilds": server.replica_rebuilds,
         })),
+        "match_audit": {
+            "match_number_max": run.match_audit.match_number_max,
+            "sides_missing": run.match_audit.sides_missing,
+            "sides_duplicated": run.match_audit.sides_duplicated,
+        },
+        "kill": kill_json(run),
         "echo": run.echo.map(|echo| json!({
             "connections": echo.connections,
             "replies": echo.replies,

@@ -108,8 +108,28 @@ pub struct Recorder {
     pub counts: FlowCounts,
     /// When the last answer to a measured message arrived (ns from start).
     pub last_measured_answer_ns: u64,
+    /// With a replica kill: Enter Order to Accepted of the measured orders
+    /// intended inside the kill window, and of those outside it.
+    pub accepted_kill_window: Histogram<u64>,
+    pub accepted_steady: Histogram<u64>,
     window_start_ns: u64,
     window_end_ns: u64,
+    kill_window_ns: Option<(u64, u64)>,
+    /// How many Executed messages carried each match number (index), over
+    /// every session of the run: both sides of a trade are the run's own
+    /// sessions, so each number from 1 up must be seen exactly twice.
+    match_sides: Vec<u8>,
+}
+
+/// What the match numbers seen over a run say about gaps and duplicates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatchAudit {
+    /// The highest match number seen (engine match numbers start at 1).
+    pub match_number_max: u64,
+    /// Sides missing: numbers up to the highest seen fewer than twice.
+    pub sides_missing: u64,
+    /// Sides too many: numbers seen more than twice.
+    pub sides_duplicated: u64,
 }
 
 impl Recorder {
@@ -122,9 +142,64 @@ impl Recorder {
             send_lag: new_latency_histogram(),
             counts: FlowCounts::default(),
             last_measured_answer_ns: 0,
+            accepted_kill_window: new_latency_histogram(),
+            accepted_steady: new_latency_histogram(),
             window_start_ns,
             window_end_ns,
+            kill_window_ns: None,
+            match_sides: Vec::new(),
         }
+    }
+
+    /// Splits the Accepted latencies of measured orders into those intended
+    /// inside `start_ns..end_ns` (around a replica kill) and the rest.
+    pub fn set_kill_window(&mut self, start_ns: u64, end_ns: u64) {
+        assert!(start_ns < end_ns, "an empty kill window");
+        self.kill_window_ns = Some((start_ns, end_ns));
+    }
+
+    fn record_accepted(&mut self, intended_ns: u64, arrival_ns: u64) {
+        let latency = arrival_ns.saturating_sub(intended_ns);
+        record_latency(&mut self.accepted, latency);
+        if let Some((start_ns, end_ns)) = self.kill_window_ns {
+            if (start_ns..end_ns).contains(&intended_ns) {
+                record_latency(&mut self.accepted_kill_window, latency);
+            } else {
+                record_latency(&mut self.accepted_steady, latency);
+            }
+        }
+    }
+
+    /// One Executed message carried `match_number`.
+    fn note_match(&mut self, match_number: u64) {
+        // A match number past every message the run may send is itself a
+        // fault; it is counted as a duplicate side rather than grown into.
+        let Some(index) = usize::try_from(match_number)
+            .ok()
+            .filter(|&index| index as u64 <= 2 * crate::driver::MESSAGES_PER_RUN_MAX)
+        else {
+            self.counts.unmatched_replies += 1;
+            return;
+        };
+        if self.match_sides.len() <= index {
+            self.match_sides.resize(index + 1, 0);
+        }
+        self.match_sides[index] = self.match_sides[index].saturating_add(1);
+    }
+
+    /// Gaps and duplicates in the match numbers seen so far.
+    pub fn match_audit(&self) -> MatchAudit {
+        let mut audit = MatchAudit {
+            match_number_max: self.match_sides.len().saturating_sub(1) as u64,
+            ..MatchAudit::default()
+        };
+        // Number 0 is never a match number: a side seen there is extra.
+        audit.sides_duplicated += u64::from(self.match_sides.first().copied().unwrap_or(0));
+        for &sides in self.match_sides.iter().skip(1) {
+            audit.sides_missing += u64::from(2u8.saturating_sub(sides));
+            audit.sides_duplicated += u64::from(sides.saturating_sub(2));
+        }
+        audit
     }
 
     pub fn is_measured(&self, intended_ns: u64) -> bool {
@@ -370,8 +445,7 @@ impl SessionFlow {
                 recorder.counts.accepted += 1;
                 let measured = record.flags & MEASURED != 0;
                 if measured {
-                    let latency = arrival_ns.saturating_sub(record.intended_ns);
-                    record_latency(&mut recorder.accepted, latency);
+                    recorder.record_accepted(record.intended_ns, arrival_ns);
                 }
                 recorder.answered(measured, arrival_ns);
                 if message.order_state == OrderState::Dead {
@@ -383,6 +457,7 @@ impl SessionFlow {
             }
             Outbound::Executed(message) => {
                 recorder.counts.executions += 1;
+                recorder.note_match(message.match_number);
                 if message.liquidity_flag == LiquidityFlag::Removed
                     && record.flags & TAKER_SEEN == 0
                 {
@@ -433,8 +508,7 @@ impl SessionFlow {
                     recorder.counts.rejected += 1;
                     let measured = record.flags & MEASURED != 0;
                     if measured {
-                        let latency = arrival_ns.saturating_sub(record.intended_ns);
-                        record_latency(&mut recorder.accepted, latency);
+                        recorder.record_accepted(record.intended_ns, arrival_ns);
                     }
                     recorder.answered(measured, arrival_ns);
                     1
@@ -574,5 +648,40 @@ mod tests {
             }
             assert!(live <= 11, "{live} live orders at step {step}");
         }
+    }
+
+    #[test]
+    fn the_match_audit_finds_missing_and_duplicated_sides() {
+        let mut recorder = Recorder::new(0, u64::MAX);
+        assert_eq!(recorder.match_audit(), MatchAudit::default());
+        // Match 1 seen by both sides, match 2 by one, match 3 three times.
+        for number in [1, 1, 2, 3, 3, 3] {
+            recorder.note_match(number);
+        }
+        assert_eq!(
+            recorder.match_audit(),
+            MatchAudit {
+                match_number_max: 3,
+                sides_missing: 1,
+                sides_duplicated: 1,
+            }
+        );
+        // A number never seen below the highest is two sides missing.
+        recorder.note_match(5);
+        recorder.note_match(5);
+        assert_eq!(recorder.match_audit().sides_missing, 3);
+    }
+
+    #[test]
+    fn the_kill_window_splits_accepted_latencies() {
+        let mut recorder = Recorder::new(0, 1_000);
+        recorder.set_kill_window(100, 200);
+        recorder.record_accepted(50, 60);
+        recorder.record_accepted(150, 400);
+        recorder.record_accepted(250, 260);
+        assert_eq!(recorder.accepted.len(), 3);
+        assert_eq!(recorder.accepted_kill_window.len(), 1);
+        assert_eq!(recorder.accepted_steady.len(), 2);
+        assert!(recorder.accepted_kill_window.max() >= 249);
     }
 }

@@ -56,11 +56,27 @@ pub struct EgressStats {
     pub fenced_panicked: AtomicU64,
     pub fenced_lagged: AtomicU64,
     pub fenced_diverged: AtomicU64,
+    /// Fences (for any reason) of the replica egress was publishing from at
+    /// that moment: the failovers a client could have noticed.
+    pub fenced_leaders: AtomicU64,
+    /// The replica being published from, plus one; 0 between leaders (and
+    /// before the first), so that the derived default means "none".
+    pub leader_plus_one: AtomicU64,
+    /// Times the replica published from changed.
+    pub leader_changes: AtomicU64,
     /// Hash comparisons made (one per follower end-of-seq in the window).
     pub hashes_compared: AtomicU64,
     /// A replica taking over a seq found a different event count than the
     /// previous publisher had published: a divergence that reached output.
     pub published_divergences: AtomicU64,
+}
+
+impl EgressStats {
+    /// The replica egress is publishing from, if any.
+    pub fn leader(&self) -> Option<usize> {
+        let plus_one = self.leader_plus_one.load(Ordering::Relaxed);
+        usize::try_from(plus_one).ok()?.checked_sub(1)
+    }
 }
 
 /// Egress's view of one replica.
@@ -219,6 +235,8 @@ impl EgressAgent {
         view.pending = None;
         if *leader == Some(replica) {
             *leader = None;
+            self.stats.leader_plus_one.store(0, Ordering::Relaxed);
+            self.stats.fenced_leaders.fetch_add(1, Ordering::Relaxed);
         }
         let counter = match reason {
             FenceReason::Panicked => &self.stats.fenced_panicked,
@@ -331,6 +349,10 @@ impl EgressAgent {
                 _ => match (0..views.len()).find(|&replica| has_seq(self, views, replica)) {
                     Some(replica) => {
                         *leader = Some(replica);
+                        self.stats
+                            .leader_plus_one
+                            .store(replica as u64 + 1, Ordering::Relaxed);
+                        self.stats.leader_changes.fetch_add(1, Ordering::Relaxed);
                         replica
                     }
                     None => break,

@@ -83,6 +83,12 @@ pub struct ReplicaStatus {
     /// A replica writes a snapshot only once egress agrees with it at the
     /// snapshot's seq (see `maybe_snapshot`).
     pub agreed: Sequence,
+    /// A request that this replica panic before its next command, as if
+    /// it had crashed there: the failover drill of `lockstep bench
+    /// --kill-replica`, which picks the replica egress is publishing from
+    /// at that moment. Read with one relaxed load per command; the line is
+    /// written once per drill.
+    pub kill_requested: std::sync::atomic::AtomicBool,
 }
 
 /// Bits of `ReplicaStatus::agreed` that hold the seq (the low ones); the
@@ -421,6 +427,11 @@ impl ReplicaAgent {
     /// Fires the fault hook for `seq`, if one is due, and says whether the
     /// command may be applied now.
     fn fault_gate(&mut self, seq: u64) -> Gate {
+        if self.status.kill_requested.load(Ordering::Relaxed)
+            && self.status.kill_requested.swap(false, Ordering::AcqRel)
+        {
+            panic!("replica {}: killed on request at seq {seq}", self.id);
+        }
         if self.cycle.pending_fault.is_none() {
             if let Some(position) = self.faults.iter().position(|fault| fault.at_seq <= seq) {
                 let fault = self.faults.swap_remove(position);

@@ -68,6 +68,8 @@ pub struct SystemReport {
     pub fenced_panicked: u64,
     pub fenced_lagged: u64,
     pub fenced_diverged: u64,
+    /// Fences of the replica being published from at that moment.
+    pub fenced_leaders: u64,
     pub hashes_compared: u64,
     pub published_divergences: u64,
     /// Why the sequencer stopped early, if it did.
@@ -451,6 +453,19 @@ impl SystemHandle {
         &self.statuses[replica]
     }
 
+    /// Asks `replica` to panic before its next command, as a crash would:
+    /// it is fenced, rebuilds from snapshot and journal and rejoins, while
+    /// the others go on. False if there is no such replica.
+    pub fn kill_replica(&self, replica: usize) -> bool {
+        match self.statuses.get(replica) {
+            Some(status) => {
+                status.kill_requested.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn egress_stats(&self) -> &EgressStats {
         &self.egress_stats
     }
@@ -518,6 +533,7 @@ impl SystemHandle {
             fenced_panicked: stats.fenced_panicked.load(Ordering::Acquire),
             fenced_lagged: stats.fenced_lagged.load(Ordering::Acquire),
             fenced_diverged: stats.fenced_diverged.load(Ordering::Acquire),
+            fenced_leaders: stats.fenced_leaders.load(Ordering::Acquire),
             hashes_compared: stats.hashes_compared.load(Ordering::Acquire),
             published_divergences: stats.published_divergences.load(Ordering::Acquire),
             failure: self.failure(),

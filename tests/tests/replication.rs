@@ -116,6 +116,33 @@ fn a_replica_panicking_at_any_seq_including_the_leader_is_fenced_and_rejoins_wit
 }
 
 #[test]
+fn the_leader_killed_on_request_mid_stream_fails_over_with_no_gap_and_rejoins() {
+    let commands = generate_commands(Mix::ExchangeCore, 15, 150_000);
+    let dir = TempDir::new("kill-leader");
+    let config = without_lag_fencing(config(&dir));
+    let (handle, published) = lockstep_tests::start_collecting(config.clone());
+    let mut killed = None;
+    lockstep_tests::submit_all(&handle, &commands, |index| {
+        // Once publishing has started, kill whichever replica egress is
+        // publishing from, as `lockstep bench --kill-replica` does.
+        if index >= 75_000 && killed.is_none() {
+            if let Some(leader) = handle.egress_stats().leader() {
+                assert!(handle.kill_replica(leader));
+                killed = Some(leader);
+            }
+        }
+    });
+    let killed = killed.expect("egress had a leader while commands flowed");
+    assert!(!handle.kill_replica(99), "there is no replica 99");
+    let report = handle.shutdown();
+    let published = std::mem::take(&mut *published.lock().expect("sink lock"));
+    assert_eq!(report.replicas[killed].panics, 1, "{report:?}");
+    assert!(report.replicas[killed].rebuilds >= 1, "{report:?}");
+    assert_eq!(report.last_seq, commands.len() as u64);
+    assert_published_equals_replay(&config, &published, &report);
+}
+
+#[test]
 fn a_stalled_replica_is_fenced_for_lag_then_catches_up_and_rejoins() {
     let commands = generate_commands(Mix::ExchangeCore, 13, 150_000);
     let dir = TempDir::new("stall");

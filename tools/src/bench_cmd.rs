@@ -16,7 +16,7 @@ use crate::serve_config::{ServeConfig, SessionEntry};
 use clap::Args;
 use lockstep_bench::{
     run_load_with_progress, text_report, write_reports, Credentials, EchoBackend, InProcessServer,
-    LoadOptions, LoadReport, Pacing, Target, MESSAGES_PER_RUN_MAX,
+    LoadOptions, LoadReport, Pacing, ReplicaKill, Target, MESSAGES_PER_RUN_MAX,
 };
 use lockstep_transport::gateway_config::IoBackend;
 use serde_json::json;
@@ -104,6 +104,13 @@ pub struct BenchArgs {
     /// (takes a whole core).
     #[arg(long)]
     pub spin: bool,
+    /// Kill the leading replica this many seconds into each Lockstep run
+    /// (warm-up included), then report the gaps and duplicates the clients
+    /// saw (must be 0) and the latency around the kill against the rest.
+    /// Open loop against the in-process server only.
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds,
+          conflicts_with_all = ["closed_loop", "connect"])]
+    pub kill_replica: Option<f64>,
 }
 
 /// "50000", "50k", "2.5k", "1M" as messages per second.
@@ -194,6 +201,13 @@ impl BenchArgs {
             return Err("--user and --password need --connect".to_string());
         }
         let seconds = self.warmup_s + self.duration_s;
+        if let Some(at) = self.kill_replica {
+            if at <= 0.0 || at >= seconds {
+                return Err(format!(
+                    "--kill-replica {at} must fall inside the run: above 0 and below {seconds} s (warm-up plus duration)"
+                ));
+            }
+        }
         for rate in self.offered_rates() {
             let planned = rate as f64 * seconds;
             if planned > MESSAGES_PER_RUN_MAX as f64 {
@@ -247,7 +261,7 @@ fn username(index: usize) -> String {
 
 /// The in-process server's config: the file's (or the bundled default),
 /// with the bench's sessions and room for them and their messages.
-fn server_config(args: &BenchArgs, io: IoBackend) -> Result<InProcessServer, String> {
+pub(crate) fn server_config(args: &BenchArgs, io: IoBackend) -> Result<InProcessServer, String> {
     let mut config = match &args.config {
         Some(path) => ServeConfig::load(path).map_err(|error| error.to_string())?,
         None => ServeConfig::default_config(),
@@ -403,8 +417,12 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
                 },
                 (None, None) => unreachable!("every target has a backend or an address"),
             };
+            let mut lockstep_options = options(label(name, pacing));
+            lockstep_options.kill_replica = args
+                .kill_replica
+                .map(|at| ReplicaKill::at(Duration::from_secs_f64(at)));
             runs.push(run_load_with_progress(
-                &options(label(name, pacing)),
+                &lockstep_options,
                 target,
                 progress.as_mut(),
             )?);

@@ -1,6 +1,7 @@
 //! The `lockstep` command: parses the command line with clap and hands each
-//! subcommand to its module (`replay`, `gen`, `import`, `run`, `dump`,
-//! `verify`, `bench_engine`, `bench_core`).
+//! subcommand to its module (`demo`, `replay`, `gen`, `import`, `run`,
+//! `dump`, `verify`, `bench_engine`, `bench_core`, `bench_cmd`, `serve`,
+//! `sim`).
 //! This file owns the process's contract with its caller: a report on
 //! stdout, every error as one line on stderr starting with `lockstep: `, exit
 //! status 0 on success, 1 when the work failed and 2 when the command line
@@ -9,6 +10,7 @@
 mod bench_cmd;
 mod bench_core;
 mod bench_engine;
+mod demo;
 mod dump;
 mod gen;
 mod import;
@@ -48,6 +50,7 @@ enum Command {
     Serve(serve::ServeArgs),
     Sim(sim::SimArgs),
     Bench(bench_cmd::BenchArgs),
+    Demo(demo::DemoArgs),
 }
 
 /// The exit status for a command line clap refused, as clap itself uses.
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
                 // keeps the error contract and still says what to do.
                 ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                     eprintln!(
-                        "lockstep: a subcommand is required: replay, gen, import-lobster, run, dump, verify, bench-engine or bench-core (see lockstep --help)"
+                        "lockstep: a subcommand is required: demo, replay, gen, import-lobster, run, dump, verify, bench-engine, bench-core, bench, serve or sim (see lockstep --help)"
                     );
                     ExitCode::from(EXIT_USAGE)
                 }
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::BenchCore(args) => args.validate(),
         Command::Verify(args) => args.validate(),
         Command::Bench(args) => args.validate(),
+        Command::Demo(args) => args.validate(),
         Command::Run(_) | Command::Dump(_) | Command::Serve(_) | Command::Sim(_) => Ok(()),
         Command::Replay(_) | Command::Gen(_) | Command::ImportLobster(_) => Ok(()),
     };
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Sim(args) => sim::run(&args),
         Command::Bench(args) => bench_cmd::run(&args),
+        Command::Demo(args) => demo::run(&args),
     };
     match result {
         Ok(report) => {

@@ -135,6 +135,72 @@ fn a_short_run_fills_the_histograms_and_writes_every_report() {
 }
 
 #[test]
+fn a_replica_kill_run_reports_zero_gaps_and_duplicates_and_the_window() {
+    let dir = temp_dir("kill");
+    let out = dir.join("out");
+    let output = lockstep(&[
+        "bench",
+        "--rate",
+        "2k",
+        "--sessions",
+        "3",
+        "--duration-s",
+        "1.5",
+        "--warmup-s",
+        "0.2",
+        "--kill-replica",
+        "0.8",
+        "--io",
+        "mio",
+        "--no-echo",
+        "--durability",
+        "none",
+        "--out",
+        path_arg(&out),
+        "--dir",
+        path_arg(&dir),
+    ]);
+    common::assert_success(&output, "lockstep bench --kill-replica");
+    let report = stdout_of(&output);
+    assert!(
+        report.contains("Replica kill (lockstep-mio-2k)"),
+        "{report}"
+    );
+    assert!(
+        report.contains("gaps seen by the clients: 0   duplicates seen by the clients: 0"),
+        "{report}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).expect("summary.json"),
+    )
+    .expect("summary.json parses");
+    let run = &summary["runs"][0];
+    let kill = &run["kill"];
+    assert_eq!(kill["gaps"], 0, "{kill}");
+    assert_eq!(kill["duplicates"], 0, "{kill}");
+    assert_eq!(kill["replica_panics"], 1, "{kill}");
+    assert!(kill["replica_rebuilds"].as_u64().unwrap() >= 1, "{kill}");
+    assert!(
+        kill["accepted_kill_window_ns"]["count"].as_u64().unwrap() > 0,
+        "{kill}"
+    );
+    assert!(
+        kill["accepted_steady_ns"]["count"].as_u64().unwrap() > 0,
+        "{kill}"
+    );
+    assert!(run["server"]["replicas_agree"].as_bool().unwrap(), "{run}");
+    assert_eq!(run["match_audit"]["sides_missing"], 0, "{run}");
+    assert!(
+        run["match_audit"]["match_number_max"].as_u64().unwrap() > 0,
+        "{run}"
+    );
+    for name in ["order_to_accepted_kill_window", "order_to_accepted_steady"] {
+        assert!(hgrm_rows(&out.join(format!("lockstep-mio-2k.{name}.hgrm"))) > 1);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_arguments_are_one_line_usage_errors() {
     for (args, expected) in [
         (&["bench", "--rate", "fast"][..], "not a rate"),
@@ -149,6 +215,14 @@ fn bad_arguments_are_one_line_usage_errors() {
         (
             &["bench", "--rate", "5M", "--duration-s", "10"][..],
             "messages",
+        ),
+        (
+            &["bench", "--duration-s", "2", "--kill-replica", "3.5"][..],
+            "must fall inside the run",
+        ),
+        (
+            &["bench", "--closed-loop", "--kill-replica", "1"][..],
+            "--kill-replica",
         ),
     ] {
         let line = single_error_line(&lockstep(args), 2);
