@@ -4,7 +4,10 @@
 //! market data) into the engine commands that replays and benchmarks apply,
 //! and the load generator of `lockstep bench`, which drives a whole server
 //! over TCP (`load`, `driver`, `session_flow`, `echo`, `latency`, `hgrm`,
-//! `report`, `plot`, `progress`).
+//! `report`, `plot`, `progress`), and `lockstep bench --replay`, which
+//! replays a captured order log through a whole server over TCP and checks
+//! it against an offline replay (`replay`, `replay_source`, `replay_plan`,
+//! `replay_drive`).
 
 // Unsafe code is refused everywhere but in the two modules that make system
 // calls std does not wrap (`sys`: ppoll and the timer slack; `echo_uring`:
@@ -25,6 +28,10 @@ pub mod lobster;
 pub mod matchcore_compare;
 pub mod plot;
 pub mod progress;
+pub mod replay;
+mod replay_drive;
+mod replay_plan;
+pub mod replay_source;
 pub mod report;
 pub mod session_flow;
 mod sys;
@@ -44,6 +51,7 @@ pub use load::{
 pub use lobster::{
     import_lobster, ImportError, ImportStats, KindCounts, FRESH_ORDER_ID_BASE, LOBSTER_INSTRUMENT,
 };
+pub use replay::{replay_text_report, run_replay, ReplayOptions, ReplayReport, ReplyCounts, Speed};
 pub use report::{
     backend_ratios, baseline_ratios, summary_json, text_report, write_reports, BaselineRatio,
 };

@@ -129,6 +129,8 @@ impl std::error::Error for ImportError {}
 /// One LOBSTER message row, checked for shape but not for meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Message {
+    /// The row's time, nanoseconds after midnight.
+    time_ns: u64,
     event_type: u8,
     order_id: u64,
     size: u64,
@@ -165,6 +167,8 @@ fn parse_message(line: &str) -> Result<Message, String> {
             quote(time)
         ));
     }
+    let time_ns = time_ns_of(whole, fraction)
+        .ok_or_else(|| format!("time: {} is out of range", quote(time)))?;
     let event_type = match event_type.parse::<u8>() {
         Ok(value @ 1..=7) => value,
         _ => {
@@ -189,12 +193,29 @@ fn parse_message(line: &str) -> Result<Message, String> {
         other => return Err(format!("direction: {} is not 1 or -1", quote(other))),
     };
     Ok(Message {
+        time_ns,
         event_type,
         order_id,
         size,
         price,
         side,
     })
+}
+
+/// Seconds and their decimal fraction (both non-empty digit strings) as
+/// nanoseconds; digits beyond the ninth decimal are dropped. `None` if the
+/// value does not fit a `u64`.
+fn time_ns_of(whole: &str, fraction: &str) -> Option<u64> {
+    let seconds: u64 = whole.parse().ok()?;
+    let mut fraction_ns: u64 = 0;
+    for position in 0..9 {
+        let digit = fraction
+            .as_bytes()
+            .get(position)
+            .map_or(0, |byte| byte - b'0');
+        fraction_ns = fraction_ns * 10 + u64::from(digit);
+    }
+    seconds.checked_mul(1_000_000_000)?.checked_add(fraction_ns)
 }
 
 /// What the importer believes about one submitted order.
@@ -342,6 +363,17 @@ impl Importer {
     }
 }
 
+/// One flow record converted from a LOBSTER row, with where and when the
+/// row happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedRecord {
+    /// The 1-based line of the LOBSTER file the record came from.
+    pub line: u64,
+    /// The row's time, nanoseconds after midnight.
+    pub time_ns: u64,
+    pub record: FlowRecord,
+}
+
 /// Converts a LOBSTER message file read from `input` into a flow written to
 /// `output`, line by line. Blank lines and an optional header line starting
 /// with `time` are ignored; a trailing `\r` is accepted. The first malformed
@@ -349,10 +381,25 @@ impl Importer {
 /// stays written (and flushed), so a caller that wants all or nothing
 /// should write to a temporary file.
 pub fn import_lobster<R: BufRead, W: Write>(
-    mut input: R,
+    input: R,
     output: W,
 ) -> Result<ImportStats, ImportError> {
     let mut writer = FlowWriter::new(output).map_err(ImportError::Write)?;
+    let stats = import_lobster_timed(input, |timed| {
+        writer.write(&timed.record).map_err(ImportError::Write)
+    })?;
+    writer.finish().map_err(ImportError::Write)?;
+    Ok(stats)
+}
+
+/// The same conversion as [`import_lobster`], handing each record to `sink`
+/// with its line and time instead of writing a flow: `lockstep bench
+/// --replay` paces a LOBSTER file by its own clock. An error from `sink`
+/// stops the import and is returned.
+pub fn import_lobster_timed<R: BufRead>(
+    mut input: R,
+    mut sink: impl FnMut(TimedRecord) -> Result<(), ImportError>,
+) -> Result<ImportStats, ImportError> {
     let mut importer = Importer {
         orders: HashMap::new(),
         next_fresh_order_id: FRESH_ORDER_ID_BASE,
@@ -385,11 +432,14 @@ pub fn import_lobster<R: BufRead, W: Write>(
             message,
         })?;
         if let Some(record) = importer.convert(message) {
-            writer.write(&record).map_err(ImportError::Write)?;
+            sink(TimedRecord {
+                line: line_number,
+                time_ns: message.time_ns,
+                record,
+            })?;
             importer.stats.records_written += 1;
         }
     }
-    writer.finish().map_err(ImportError::Write)?;
     Ok(importer.stats)
 }
 
@@ -562,6 +612,34 @@ mod tests {
                 other => panic!("{line}: unexpected {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn timed_records_carry_their_line_and_time_in_nanoseconds() {
+        let text = "time,type,order_id,size,price,direction\n\
+34200.017459617,1,7,10,100,1\n\
+34200.5,5,0,1,100,-1\n\
+34201.0000000019,3,7,10,100,1\n";
+        let mut timed = Vec::new();
+        let stats = import_lobster_timed(text.as_bytes(), |record| {
+            timed.push(record);
+            Ok(())
+        })
+        .expect("valid input");
+        assert_eq!(stats.records_written, 2);
+        assert_eq!(timed.len(), 2);
+        assert_eq!((timed[0].line, timed[0].time_ns), (2, 34_200_017_459_617));
+        // Digits beyond nanoseconds are dropped.
+        assert_eq!((timed[1].line, timed[1].time_ns), (4, 34_201_000_000_001));
+        assert_eq!(time_ns_of("18446744074", "0"), None);
+        let error = import_lobster_timed("1.5,1,1,1,1,1\n".as_bytes(), |_| {
+            Err(ImportError::Malformed {
+                line: 9,
+                message: "stop".to_string(),
+            })
+        })
+        .expect_err("the sink's error stops the import");
+        assert_eq!(error.to_string(), "line 9: stop");
     }
 
     #[test]

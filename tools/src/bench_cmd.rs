@@ -104,6 +104,21 @@ pub struct BenchArgs {
     /// (takes a whole core).
     #[arg(long)]
     pub spin: bool,
+    /// Replay a captured order log through a fresh in-process server over
+    /// TCP instead of generating load, and check that the server ends in
+    /// the state of an offline replay: a journal (.lkj), a flow CSV v1 or a
+    /// LOBSTER message file (*_message_*.csv). Uses --config, --io (one),
+    /// --durability, --dir and --drain-timeout-s; not --connect, which
+    /// drives a server this run cannot inspect.
+    #[arg(long, value_name = "FILE",
+          conflicts_with_all = ["connect", "user", "password", "rate", "rates", "closed_loop",
+                                "outstanding", "sessions"])]
+    pub replay: Option<PathBuf>,
+    /// With --replay: max (as fast as the file's order allows) or a factor
+    /// of the file's own clock such as 1x, 10x or 1000x.
+    #[arg(long, value_name = "SPEED", default_value = "max", requires = "replay",
+          value_parser = lockstep_bench::Speed::parse)]
+    pub speed: lockstep_bench::Speed,
     /// Kill the leading replica this many seconds into each Lockstep run
     /// (warm-up included), then report the gaps and duplicates the clients
     /// saw (must be 0) and the latency around the kill against the rest.
@@ -328,6 +343,9 @@ fn load_average() -> Option<String> {
 }
 
 pub fn run(args: &BenchArgs) -> Result<String, String> {
+    if let Some(input) = &args.replay {
+        return crate::bench_replay::run(args, input);
+    }
     let sessions = args.sessions();
     let ios: Vec<IoBackend> = if args.connect.is_some() {
         Vec::new()

@@ -21,8 +21,8 @@ use clap::{Args, Parser};
 use lockstep_bench::latency::Percentiles;
 use lockstep_bench::progress::stderr_progress;
 use lockstep_bench::{
-    run_load_with_progress, write_reports, EchoBackend, LoadOptions, LoadReport, Pacing,
-    ReplicaKill, Target,
+    run_load_with_progress, run_replay, write_reports, EchoBackend, LoadOptions, LoadReport,
+    Pacing, ReplayOptions, ReplayReport, ReplicaKill, Speed, Target,
 };
 use lockstep_transport::gateway_config::IoBackend;
 use serde_json::json;
@@ -41,8 +41,8 @@ pub struct DemoArgs {
     /// How fast the LOBSTER day is replayed against its own timestamps:
     /// 2000x plays its 6.5 hours in about 12 s; max sends as fast as the
     /// flow's order allows
-    #[arg(long, value_name = "SPEED", default_value = "2000x")]
-    pub speed: String,
+    #[arg(long, value_name = "SPEED", default_value = "2000x", value_parser = Speed::parse)]
+    pub speed: Speed,
     /// The synthetic load's offered rate, messages per second over all
     /// sessions: 10000, 10k, 2.5k
     #[arg(long, value_name = "RATE", default_value = "10k", value_parser = bench_cmd::parse_rate)]
@@ -85,14 +85,22 @@ fn bundled_lobster() -> PathBuf {
         .join(BUNDLED_LOBSTER)
 }
 
-/// The `lockstep bench` arguments the synthetic part runs with: the
-/// in-process server on the bundled default config, 4 sessions.
-fn synthetic_bench_args(args: &DemoArgs) -> Result<BenchArgs, String> {
+/// `lockstep bench` arguments parsed from `argv`, checked as the command
+/// line's are.
+fn bench_args(argv: Vec<String>) -> Result<BenchArgs, String> {
     #[derive(Parser)]
     struct Wrapper {
         #[command(flatten)]
         bench: BenchArgs,
     }
+    let wrapper = Wrapper::try_parse_from(argv).map_err(|error| error.to_string())?;
+    wrapper.bench.validate()?;
+    Ok(wrapper.bench)
+}
+
+/// The `lockstep bench` arguments the synthetic part runs with: the
+/// in-process server on the bundled default config, 4 sessions.
+fn synthetic_bench_args(args: &DemoArgs) -> Result<BenchArgs, String> {
     let run_s = 1.0 + args.duration_s;
     let argv = vec![
         "bench".to_string(),
@@ -105,9 +113,84 @@ fn synthetic_bench_args(args: &DemoArgs) -> Result<BenchArgs, String> {
         "--io".to_string(),
         args.io.clone(),
     ];
-    let wrapper = Wrapper::try_parse_from(argv).map_err(|error| error.to_string())?;
-    wrapper.bench.validate()?;
-    Ok(wrapper.bench)
+    bench_args(argv)
+}
+
+/// Replays the LOBSTER file through a fresh server on the bundled default
+/// config, as `lockstep bench --replay FILE --speed S` does.
+fn real_flow(args: &DemoArgs, lobster: &Path) -> Result<ReplayReport, String> {
+    let bench = bench_args(vec![
+        "bench".to_string(),
+        "--replay".to_string(),
+        lobster.display().to_string(),
+        "--io".to_string(),
+        args.io.clone(),
+    ])?;
+    let server = crate::bench_replay::replay_server(&bench)?;
+    let options = ReplayOptions::new(lobster, args.speed, server);
+    let mut progress = stderr_progress();
+    run_replay(&options, progress.as_mut())
+}
+
+/// The real-flow part of the report; the failures it found, if any.
+fn real_flow_text(text: &mut String, replay: &ReplayReport) -> Vec<String> {
+    let mut failures = Vec::new();
+    let latency = Percentiles::of(&replay.latency);
+    let _ = writeln!(
+        text,
+        "\n1. Real order flow: {} at speed {}, through {} TCP session(s)",
+        replay.input.display(),
+        replay.speed.text(),
+        replay.sessions
+    );
+    let _ = writeln!(
+        text,
+        "   {} commands read, {} sent ({} not expressible in OUCH skipped), {:.1} s, {:.0} commands/s",
+        replay.commands_read,
+        replay.sent,
+        replay.skipped_not_ouch + replay.skipped_duplicate_token,
+        replay.wall.as_secs_f64(),
+        replay.achieved_per_s
+    );
+    let _ = writeln!(
+        text,
+        "   replies: {} accepted, {} rejected, {} executions, {} canceled, {} replaced",
+        replay.received.accepted,
+        replay.received.rejected,
+        replay.received.executions,
+        replay.received.canceled,
+        replay.received.replaced
+    );
+    let _ = writeln!(
+        text,
+        "   command -> first answer, from its intended send time: p50 {}  p99 {}  max {}",
+        micros(latency.p50_ns),
+        micros(latency.p99_ns),
+        micros(latency.max_ns)
+    );
+    let server_hash = replay
+        .server_hash
+        .map_or_else(|| "none".to_string(), |hash| format!("{hash:016x}"));
+    if replay.passed() {
+        let _ = writeln!(
+            text,
+            "   server state hash {server_hash} ({} replicas agree): state hash matches the offline replay; every session got exactly the predicted messages",
+            replay.replicas
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "   server state hash {server_hash} against the offline replay's {:016x}: MISMATCH (replicas agree: {}, sequenced {} of {} sent, outputs match: {}, unanswered {})",
+            replay.reference_hash,
+            replay.replicas_agree,
+            replay.server_sequenced,
+            replay.sent,
+            replay.outputs_match,
+            replay.unanswered
+        );
+        failures.push("the real-flow replay did not end in the offline replay's state".to_string());
+    }
+    failures
 }
 
 fn micros(ns: u64) -> String {
@@ -298,12 +381,26 @@ pub fn run(args: &DemoArgs) -> Result<String, String> {
         args.io
     );
     let mut failures = Vec::new();
+    let replay = real_flow(args, &lobster)?;
+    failures.extend(real_flow_text(&mut text, &replay));
     let (echo, lockstep) = synthetic(args)?;
     failures.extend(synthetic_text(&mut text, &echo, &lockstep));
     let runs = vec![echo, lockstep];
     let meta = json!({
         "command": std::env::args().collect::<Vec<_>>(),
         "demo": true,
+        "real_flow": {
+            "input": replay.input.display().to_string(),
+            "speed": replay.speed.text(),
+            "commands_read": replay.commands_read,
+            "sent": replay.sent,
+            "wall_s": replay.wall.as_secs_f64(),
+            "achieved_per_s": replay.achieved_per_s,
+            "latency_ns": Percentiles::of(&replay.latency).to_json(),
+            "reference_hash": format!("{:016x}", replay.reference_hash),
+            "server_hash": replay.server_hash.map(|hash| format!("{hash:016x}")),
+            "passed": replay.passed(),
+        },
     });
     let written = write_reports(&args.out, &runs, meta)?;
     let _ = writeln!(

@@ -10,6 +10,7 @@
 mod bench_cmd;
 mod bench_core;
 mod bench_engine;
+mod bench_replay;
 mod demo;
 mod dump;
 mod gen;
@@ -49,7 +50,9 @@ enum Command {
     Verify(verify::VerifyArgs),
     Serve(serve::ServeArgs),
     Sim(sim::SimArgs),
-    Bench(bench_cmd::BenchArgs),
+    // Boxed: the bench has many options, and the enum is as large as its
+    // largest variant.
+    Bench(Box<bench_cmd::BenchArgs>),
     Demo(demo::DemoArgs),
 }
 

@@ -1,0 +1,123 @@
+//! `lockstep bench --replay FILE [--speed max|Nx]`: the command-line side of
+//! `lockstep_bench::run_replay`. This module owns the replay's server
+//! configuration (the bundled default of `lockstep serve`, or `--config`,
+//! with `--io`, `--durability` and `--dir` applied exactly as for a load
+//! run; the replay itself replaces the sessions and sizes the tables) and
+//! the outcome: the report on stdout, and a failure (exit status 1) when the
+//! server's state does not match the offline reference.
+
+use crate::bench_cmd::BenchArgs;
+use crate::serve_config::ServeConfig;
+use lockstep_bench::{replay_text_report, run_replay, InProcessServer, ReplayOptions};
+use std::path::Path;
+use std::time::Duration;
+
+/// The in-process server a replay starts, before the replay sets its
+/// sessions.
+pub(crate) fn replay_server(args: &BenchArgs) -> Result<InProcessServer, String> {
+    let mut config = match &args.config {
+        Some(path) => ServeConfig::load(path).map_err(|error| error.to_string())?,
+        None => ServeConfig::default_config(),
+    };
+    match args.io.as_slice() {
+        [] => {}
+        [io] => {
+            if *io == lockstep_transport::gateway_config::IoBackend::Uring {
+                lockstep_bench::echo::uring_available()
+                    .map_err(|why| format!("--io uring: {why}"))?;
+            }
+            config.set_io_backend(*io);
+        }
+        _ => return Err("--replay runs one server: give at most one --io backend".to_string()),
+    }
+    if let Some(durability) = args.durability {
+        config.journal.durability = durability.into();
+    }
+    let scratch_dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
+    let (system, gateway) = config
+        .to_runtime(scratch_dir.clone())
+        .map_err(|error| error.to_string())?;
+    Ok(InProcessServer {
+        system,
+        gateway,
+        scratch_dir,
+        gateway_core: config.gateway_core(),
+    })
+}
+
+pub fn run(args: &BenchArgs, input: &Path) -> Result<String, String> {
+    let mut options = ReplayOptions::new(input, args.speed, replay_server(args)?);
+    options.drain_timeout = Duration::from_secs_f64(args.drain_timeout_s);
+    let mut progress = lockstep_bench::progress::stderr_progress();
+    let report = run_replay(&options, progress.as_mut())?;
+    let text = replay_text_report(&report);
+    if report.passed() {
+        return Ok(text);
+    }
+    // The report is the evidence; it goes to stdout like a passing one,
+    // and the one-line error says which check failed.
+    print!("{text}");
+    Err(format!(
+        "replay FAILED: server state hash {} vs reference {:016x}, replicas {}, {} sequenced for \
+         {} sent, session outputs {}, {} unanswered",
+        report
+            .server_hash
+            .map_or_else(|| "none".to_string(), |hash| format!("{hash:016x}")),
+        report.reference_hash,
+        if report.replicas_agree {
+            "agree"
+        } else {
+            "disagree"
+        },
+        report.server_sequenced,
+        report.sent,
+        if report.outputs_match {
+            "match"
+        } else {
+            "differ"
+        },
+        report.unanswered
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: BenchArgs,
+    }
+
+    fn parse(line: &[&str]) -> Result<BenchArgs, String> {
+        Cli::try_parse_from(std::iter::once("bench").chain(line.iter().copied()))
+            .map(|cli| cli.args)
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn replay_takes_a_speed_and_refuses_connect() {
+        let args = parse(&["--replay", "x.csv", "--speed", "1000x"]).unwrap();
+        assert_eq!(args.speed, lockstep_bench::Speed::Factor(1000.0));
+        let args = parse(&["--replay", "x.csv"]).unwrap();
+        assert_eq!(args.speed, lockstep_bench::Speed::Max);
+        assert!(parse(&["--replay", "x.csv", "--connect", "127.0.0.1:1"]).is_err());
+        assert!(parse(&["--replay", "x.csv", "--rate", "10k"]).is_err());
+        assert!(parse(&["--replay", "x.csv", "--speed", "0x"]).is_err());
+        assert!(parse(&["--speed", "10x"]).is_err());
+    }
+
+    #[test]
+    fn the_replay_server_follows_the_config_and_refuses_two_backends() {
+        let args = parse(&["--replay", "x.csv", "--durability", "none"]).unwrap();
+        let server = replay_server(&args).unwrap();
+        assert_eq!(
+            server.system.durability,
+            lockstep_sequencer::durability::DurabilityPolicy::None
+        );
+        let args = parse(&["--replay", "x.csv", "--io", "mio,uring"]).unwrap();
+        assert!(replay_server(&args).is_err());
+    }
+}
