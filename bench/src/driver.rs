@@ -18,6 +18,7 @@ use crate::session_flow::{Outgoing, Recorder, SessionFlow};
 use crate::sys::{PollSet, TightTimerSlack};
 use lockstep_transport::client::{ClientError, ClientMessage};
 use lockstep_transport::client_nonblocking::NonBlockingClient;
+use lockstep_transport::ouch::Outbound;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ const SLEEP_MAX: Duration = Duration::from_millis(50);
 const FULL_READ_BYTES: usize = 4096;
 /// How long to keep reading after the last answer, for trailing executions.
 const GRACE: Duration = Duration::from_millis(20);
+/// Full reads of one socket per turn of the loop, at most.
+const READS_PER_TURN_MAX: usize = 64;
 
 /// One session as the driver holds it.
 pub(crate) struct DriverSession {
@@ -83,6 +86,45 @@ fn ns_since(start: Instant) -> u64 {
 fn slot_ns(slot: u64, session: usize, sessions: usize, rate_per_s: u64) -> u64 {
     let global = u128::from(slot) * sessions as u128 + session as u128;
     u64::try_from(global * 1_000_000_000 / u128::from(rate_per_s.max(1))).unwrap_or(u64::MAX)
+}
+
+/// Reads everything a readable session's socket holds and hands each
+/// sequenced message, with its arrival time since `start`, to `on_reply`.
+/// Shared by the load driver and the replay driver.
+pub(crate) fn read_replies(
+    client: &mut NonBlockingClient,
+    label: &str,
+    start: Instant,
+    mut on_reply: impl FnMut(&Outbound, u64) -> Result<(), String>,
+) -> Result<(), String> {
+    // Bounded: each turn either reads a full buffer or ends the loop, and
+    // a socket cannot stay full for ever against a reader this fast; the
+    // cap keeps one flooding session from starving the others.
+    for _ in 0..READS_PER_TURN_MAX {
+        let read = client
+            .poll_read()
+            .map_err(|error| format!("{label}: {error}"))?;
+        let arrival_ns = ns_since(start);
+        while let Some(message) = client.next_message() {
+            match message.map_err(|error| format!("{label}: {error}"))? {
+                ClientMessage::Sequenced { message, .. } => on_reply(&message, arrival_ns)?,
+                ClientMessage::ServerHeartbeat | ClientMessage::Debug(_) => {}
+                ClientMessage::EndOfSession => {
+                    return Err(format!("{label}: the server ended the session"))
+                }
+            }
+        }
+        // The messages were drained before the read, so a read that
+        // stopped at a full buffer brought in at least 7 KiB (8 frames of
+        // 1 KiB, less a partial one); anything less ended at "would block"
+        // and another read would only say so again. (Were the buffer
+        // smaller, nothing is lost: ppoll is level-triggered and reports
+        // the rest on the next turn.)
+        if read < FULL_READ_BYTES {
+            break;
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn drive(
@@ -198,33 +240,16 @@ pub(crate) fn drive(
             if !poll.readable(index) {
                 continue;
             }
-            loop {
-                let read = session
-                    .client
-                    .poll_read()
-                    .map_err(|error| format!("{}: {error}", session.label))?;
-                let arrival_ns = ns_since(start);
-                while let Some(message) = session.client.next_message() {
-                    match message.map_err(|error| format!("{}: {error}", session.label))? {
-                        ClientMessage::Sequenced { message, .. } => {
-                            answered_total += session.flow.on_reply(&message, arrival_ns, recorder);
-                        }
-                        ClientMessage::ServerHeartbeat | ClientMessage::Debug(_) => {}
-                        ClientMessage::EndOfSession => {
-                            return Err(format!("{}: the server ended the session", session.label))
-                        }
-                    }
-                }
-                // The messages were drained before the read, so a read
-                // that stopped at a full buffer brought in at least 7 KiB
-                // (8 frames of 1 KiB, less a partial one); anything less
-                // ended at "would block" and another read would only say so
-                // again. (Were the buffer smaller, nothing is lost: ppoll is
-                // level-triggered and reports the rest on the next turn.)
-                if read < FULL_READ_BYTES {
-                    break;
-                }
-            }
+            let flow = &mut session.flow;
+            read_replies(
+                &mut session.client,
+                &session.label,
+                start,
+                |message, arrival_ns| {
+                    answered_total += flow.on_reply(message, arrival_ns, recorder);
+                    Ok(())
+                },
+            )?;
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             let now = Instant::now();

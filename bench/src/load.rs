@@ -290,15 +290,16 @@ pub struct LoadReport {
 }
 
 /// A data directory removed when dropped.
-struct ScratchDir(PathBuf);
+pub(crate) struct ScratchDir(pub(crate) PathBuf);
 
 impl ScratchDir {
-    fn new(parent: &std::path::Path) -> Result<ScratchDir, String> {
+    /// A fresh directory in `parent`, named `{prefix}-{pid}-{nanos}`.
+    pub(crate) fn new(parent: &std::path::Path, prefix: &str) -> Result<ScratchDir, String> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|since| since.as_nanos())
             .unwrap_or(0);
-        let path = parent.join(format!("lockstep-bench-{}-{nanos}", std::process::id()));
+        let path = parent.join(format!("{prefix}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path)
             .map_err(|error| format!("create {}: {error}", path.display()))?;
         Ok(ScratchDir(path))
@@ -338,7 +339,7 @@ fn start(
                     password: session.password.clone(),
                 })
                 .collect();
-            let scratch = ScratchDir::new(&config.scratch_dir)?;
+            let scratch = ScratchDir::new(&config.scratch_dir, "lockstep-bench")?;
             let mut system = config.system;
             system.data_dir = scratch.0.clone();
             let listener = TcpListener::bind("127.0.0.1:0")

@@ -32,7 +32,7 @@
 //! `replay_plan`, the event loop in `replay_drive`.
 
 use crate::latency::Percentiles;
-use crate::load::InProcessServer;
+use crate::load::{InProcessServer, ScratchDir};
 use crate::progress::ProgressSink;
 use crate::replay_drive::{drive, Connected, CLIENT_OUTPUT_BYTES};
 use crate::replay_plan::{build_plan, Digest};
@@ -45,7 +45,7 @@ use lockstep_transport::ouch::Outbound;
 use lockstep_transport::server::Server;
 use std::fmt::Write;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use crate::replay_plan::{REPLAY_ACCOUNT_MAX, REPLAY_SESSIONS_MAX};
@@ -200,28 +200,6 @@ impl ReplayReport {
     }
 }
 
-/// A data directory removed when dropped.
-struct ScratchDir(PathBuf);
-
-impl ScratchDir {
-    fn new(parent: &Path) -> Result<ScratchDir, String> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|since| since.as_nanos())
-            .unwrap_or(0);
-        let path = parent.join(format!("lockstep-replay-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .map_err(|error| format!("create {}: {error}", path.display()))?;
-        Ok(ScratchDir(path))
-    }
-}
-
-impl Drop for ScratchDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Replays `options.input` through a fresh in-process server and compares
 /// its final state with the offline reference.
 pub fn run_replay(
@@ -231,7 +209,7 @@ pub fn run_replay(
     let input = load_input(&options.input, REPLAY_COMMANDS_MAX)?;
     let mut server_config = options.server.clone();
     let plan = build_plan(&input, &mut server_config, options.speed)?;
-    let scratch = ScratchDir::new(&server_config.scratch_dir)?;
+    let scratch = ScratchDir::new(&server_config.scratch_dir, "lockstep-replay")?;
     let mut system = server_config.system;
     system.data_dir = scratch.0.clone();
     let listener = TcpListener::bind("127.0.0.1:0")

@@ -11,13 +11,14 @@
 //! timeout ends a run that stops making progress, the drain timeout ends
 //! the wait for the last answers.
 
+use crate::driver::read_replies;
 use crate::latency::{new_latency_histogram, record_latency};
 use crate::progress::ProgressSink;
 use crate::replay::{ReplayOptions, ReplyCounts};
 use crate::replay_plan::{Digest, Plan};
 use crate::sys::{PollSet, TightTimerSlack};
 use hdrhistogram::Histogram;
-use lockstep_transport::client::{ClientError, ClientMessage};
+use lockstep_transport::client::ClientError;
 use lockstep_transport::client_nonblocking::NonBlockingClient;
 use lockstep_transport::ouch::Inbound;
 use lockstep_transport::server::Server;
@@ -34,8 +35,6 @@ const SLEEP_MAX: Duration = Duration::from_millis(50);
 const BARRIER_POLL: Duration = Duration::from_micros(20);
 /// How often heartbeats and progress are looked at.
 const HOUSEKEEPING: Duration = Duration::from_millis(100);
-/// A read at least this long may have stopped at a full read buffer.
-const FULL_READ_BYTES: usize = 4096;
 
 /// One logged-in session and what it has received.
 pub(crate) struct Connected {
@@ -228,55 +227,30 @@ pub(crate) fn drive(
                 continue;
             }
             let owners = &plan.owners[index];
-            loop {
-                let read = session
-                    .client
-                    .poll_read()
-                    .map_err(|error| format!("session {}: {error}", session.username))?;
-                let arrival_ns = ns_since(start);
-                while let Some(message) = session.client.next_message() {
-                    match message
-                        .map_err(|error| format!("session {}: {error}", session.username))?
-                    {
-                        ClientMessage::Sequenced { message, .. } => {
-                            received.count(&message);
-                            session.digest.add(&message, &mut scratch);
-                            let owner = owners.get(session.received).map(|&owner| owner as usize);
-                            session.received += 1;
-                            last_progress_ns = arrival_ns;
-                            let Some(owner) = owner else {
-                                unexpected += 1;
-                                continue;
-                            };
-                            // A command's first message to its own session
-                            // is its answer; the plan says which it is.
-                            if usize::from(plan.messages[owner].session) == index
-                                && !answered[owner]
-                            {
-                                assert!(owner < next, "an answer came for a message not sent yet");
-                                answered[owner] = true;
-                                answered_count += 1;
-                                record_latency(
-                                    &mut latency,
-                                    arrival_ns.saturating_sub(intended_ns[owner]),
-                                );
-                                last_answer_ns = last_answer_ns.max(arrival_ns);
-                            }
-                        }
-                        ClientMessage::ServerHeartbeat | ClientMessage::Debug(_) => {}
-                        ClientMessage::EndOfSession => {
-                            return Err(format!(
-                                "session {}: the server ended the session",
-                                session.username
-                            ))
-                        }
-                    }
+            let label = format!("session {}", session.username);
+            let digest = &mut session.digest;
+            let received_here = &mut session.received;
+            read_replies(&mut session.client, &label, start, |message, arrival_ns| {
+                received.count(message);
+                digest.add(message, &mut scratch);
+                let owner = owners.get(*received_here).map(|&owner| owner as usize);
+                *received_here += 1;
+                last_progress_ns = arrival_ns;
+                let Some(owner) = owner else {
+                    unexpected += 1;
+                    return Ok(());
+                };
+                // A command's first message to its own session is its
+                // answer; the plan says which it is.
+                if usize::from(plan.messages[owner].session) == index && !answered[owner] {
+                    assert!(owner < next, "an answer came for a message not sent yet");
+                    answered[owner] = true;
+                    answered_count += 1;
+                    record_latency(&mut latency, arrival_ns.saturating_sub(intended_ns[owner]));
+                    last_answer_ns = last_answer_ns.max(arrival_ns);
                 }
-                // As in the load driver: a short read ended at "would block".
-                if read < FULL_READ_BYTES {
-                    break;
-                }
-            }
+                Ok(())
+            })?;
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             let now = Instant::now();

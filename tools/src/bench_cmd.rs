@@ -277,10 +277,7 @@ fn username(index: usize) -> String {
 /// The in-process server's config: the file's (or the bundled default),
 /// with the bench's sessions and room for them and their messages.
 pub(crate) fn server_config(args: &BenchArgs, io: IoBackend) -> Result<InProcessServer, String> {
-    let mut config = match &args.config {
-        Some(path) => ServeConfig::load(path).map_err(|error| error.to_string())?,
-        None => ServeConfig::default_config(),
-    };
+    let mut config = base_config(args)?;
     let sessions = args.sessions();
     config.sessions = (1..=sessions)
         .map(|index| SessionEntry {
@@ -308,6 +305,24 @@ pub(crate) fn server_config(args: &BenchArgs, io: IoBackend) -> Result<InProcess
         .output_log_messages_max
         .max(4 * MESSAGES_PER_RUN_MAX as usize);
     config.set_io_backend(io);
+    in_process_server(args, config)
+}
+
+/// The config file of `--config`, or the bundled default of `lockstep
+/// serve`.
+pub(crate) fn base_config(args: &BenchArgs) -> Result<ServeConfig, String> {
+    match &args.config {
+        Some(path) => ServeConfig::load(path).map_err(|error| error.to_string()),
+        None => Ok(ServeConfig::default_config()),
+    }
+}
+
+/// `config` with `--durability` applied, as an in-process server whose
+/// data directories go under `--dir` (default: the temporary directory).
+pub(crate) fn in_process_server(
+    args: &BenchArgs,
+    mut config: ServeConfig,
+) -> Result<InProcessServer, String> {
     if let Some(durability) = args.durability {
         config.journal.durability = durability.into();
     }

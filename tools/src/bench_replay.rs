@@ -6,8 +6,7 @@
 //! the outcome: the report on stdout, and a failure (exit status 1) when the
 //! server's state does not match the offline reference.
 
-use crate::bench_cmd::BenchArgs;
-use crate::serve_config::ServeConfig;
+use crate::bench_cmd::{self, BenchArgs};
 use lockstep_bench::{replay_text_report, run_replay, InProcessServer, ReplayOptions};
 use std::path::Path;
 use std::time::Duration;
@@ -15,10 +14,7 @@ use std::time::Duration;
 /// The in-process server a replay starts, before the replay sets its
 /// sessions.
 pub(crate) fn replay_server(args: &BenchArgs) -> Result<InProcessServer, String> {
-    let mut config = match &args.config {
-        Some(path) => ServeConfig::load(path).map_err(|error| error.to_string())?,
-        None => ServeConfig::default_config(),
-    };
+    let mut config = bench_cmd::base_config(args)?;
     match args.io.as_slice() {
         [] => {}
         [io] => {
@@ -30,19 +26,7 @@ pub(crate) fn replay_server(args: &BenchArgs) -> Result<InProcessServer, String>
         }
         _ => return Err("--replay runs one server: give at most one --io backend".to_string()),
     }
-    if let Some(durability) = args.durability {
-        config.journal.durability = durability.into();
-    }
-    let scratch_dir = args.dir.clone().unwrap_or_else(std::env::temp_dir);
-    let (system, gateway) = config
-        .to_runtime(scratch_dir.clone())
-        .map_err(|error| error.to_string())?;
-    Ok(InProcessServer {
-        system,
-        gateway,
-        scratch_dir,
-        gateway_core: config.gateway_core(),
-    })
+    bench_cmd::in_process_server(args, config)
 }
 
 pub fn run(args: &BenchArgs, input: &Path) -> Result<String, String> {
