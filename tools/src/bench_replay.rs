@@ -7,7 +7,12 @@
 //! server's state does not match the offline reference.
 
 use crate::bench_cmd::{self, BenchArgs};
-use lockstep_bench::{replay_text_report, run_replay, InProcessServer, ReplayOptions};
+use lockstep_bench::hgrm::percentile_distribution;
+use lockstep_bench::latency::Percentiles;
+use lockstep_bench::{
+    replay_text_report, run_replay, InProcessServer, ReplayOptions, ReplayReport,
+};
+use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,12 +34,57 @@ pub(crate) fn replay_server(args: &BenchArgs) -> Result<InProcessServer, String>
     bench_cmd::in_process_server(args, config)
 }
 
+/// Writes the latency histogram (`replay.command_to_answer.hgrm`, for
+/// HdrHistogram's plotter) and `replay-summary.json` into `out`; returns
+/// the file names.
+fn write_replay_files(out: &Path, report: &ReplayReport) -> Result<Vec<String>, String> {
+    std::fs::create_dir_all(out).map_err(|error| format!("--out {}: {error}", out.display()))?;
+    let hgrm = "replay.command_to_answer.hgrm";
+    let summary = "replay-summary.json";
+    let json = json!({
+        "command": std::env::args().collect::<Vec<_>>(),
+        "input": report.input.display().to_string(),
+        "format": format!("{:?}", report.format),
+        "speed": report.speed.text(),
+        "commands_read": report.commands_read,
+        "skipped_not_ouch": report.skipped_not_ouch,
+        "skipped_duplicate_token": report.skipped_duplicate_token,
+        "sessions": report.sessions,
+        "sent": report.sent,
+        "unanswered": report.unanswered,
+        "outputs_match": report.outputs_match,
+        "wall_s": report.wall.as_secs_f64(),
+        "achieved_per_s": report.achieved_per_s,
+        "latency_ns": Percentiles::of(&report.latency).to_json(),
+        "reference_hash": format!("{:016x}", report.reference_hash),
+        "server_hash": report.server_hash.map(|hash| format!("{hash:016x}")),
+        "replicas": report.replicas,
+        "replicas_agree": report.replicas_agree,
+        "passed": report.passed(),
+        "files": {"command_to_answer": hgrm},
+    });
+    for (name, text) in [
+        (hgrm, percentile_distribution(&report.latency, 1_000.0)),
+        (summary, format!("{json:#}\n")),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|error| format!("{}: {error}", path.display()))?;
+    }
+    Ok(vec![hgrm.to_string(), summary.to_string()])
+}
+
 pub fn run(args: &BenchArgs, input: &Path) -> Result<String, String> {
     let mut options = ReplayOptions::new(input, args.speed, replay_server(args)?);
     options.drain_timeout = Duration::from_secs_f64(args.drain_timeout_s);
     let mut progress = lockstep_bench::progress::stderr_progress();
     let report = run_replay(&options, progress.as_mut())?;
-    let text = replay_text_report(&report);
+    let mut text = replay_text_report(&report);
+    let written = write_replay_files(&args.out, &report)?;
+    text.push_str(&format!(
+        "\nwritten to {}: {}\n",
+        args.out.display(),
+        written.join(", ")
+    ));
     if report.passed() {
         return Ok(text);
     }

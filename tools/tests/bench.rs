@@ -201,6 +201,51 @@ fn a_replica_kill_run_reports_zero_gaps_and_duplicates_and_the_window() {
 }
 
 #[test]
+fn a_replay_of_a_generated_flow_passes_its_state_check_and_writes_its_files() {
+    let dir = temp_dir("replay");
+    let flow = dir.join("flow.csv");
+    let generated = lockstep(&[
+        "gen",
+        "--seed",
+        "3",
+        "--orders",
+        "3000",
+        "--mix",
+        "exchange-core",
+        "--out",
+        path_arg(&flow),
+    ]);
+    common::assert_success(&generated, "lockstep gen");
+    let out = dir.join("out");
+    let output = lockstep(&[
+        "bench",
+        "--replay",
+        path_arg(&flow),
+        "--durability",
+        "none",
+        "--out",
+        path_arg(&out),
+        "--dir",
+        path_arg(&dir),
+    ]);
+    common::assert_success(&output, "lockstep bench --replay");
+    let report = stdout_of(&output);
+    assert!(report.contains("PASS"), "{report}");
+    assert!(hgrm_rows(&out.join("replay.command_to_answer.hgrm")) > 1);
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("replay-summary.json")).expect("replay-summary.json"),
+    )
+    .expect("replay-summary.json parses");
+    assert_eq!(summary["passed"], true, "{summary}");
+    assert_eq!(
+        summary["server_hash"], summary["reference_hash"],
+        "{summary}"
+    );
+    assert_eq!(summary["unanswered"], 0, "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn bad_arguments_are_one_line_usage_errors() {
     for (args, expected) in [
         (&["bench", "--rate", "fast"][..], "not a rate"),
