@@ -100,8 +100,6 @@ pub struct KillOutcome {
     pub at: Duration,
     pub window_before: Duration,
     pub window_after: Duration,
-    /// Egress fenced the replica it was publishing from.
-    pub leader_fenced: bool,
     /// The replica panicked, was fenced, rebuilt and rejoined.
     pub replica_panics: u64,
     pub replica_rebuilds: u64,
@@ -540,7 +538,6 @@ pub fn run_load_with_progress(
             at: requested.at,
             window_before: kill.window_before,
             window_after: kill.window_after,
-            leader_fenced: server.fenced_leaders > 0,
             replica_panics: server
                 .replica_panics
                 .get(requested.replica)

@@ -251,7 +251,7 @@ pub fn text_report(runs: &[LoadReport]) -> String {
 fn kill_text(text: &mut String, run: &LoadReport, kill: &KillOutcome) {
     let _ = writeln!(
         text,
-        "\nReplica kill ({}): replica {} ({}) killed {:.3} s into the run, at published seq {}; egress fenced its leader {} time(s); the replica panicked {} time(s) and rebuilt {} time(s)",
+        "\nReplica kill ({}): replica {} ({}) killed {:.3} s into the run, at published seq {}; it panicked {} time(s), was fenced, rebuilt {} time(s) and rejoined",
         run.label,
         kill.replica,
         if kill.was_leader {
@@ -261,7 +261,6 @@ fn kill_text(text: &mut String, run: &LoadReport, kill: &KillOutcome) {
         },
         kill.at.as_secs_f64(),
         kill.published_seq_at_kill,
-        run.server.as_ref().map_or(0, |server| server.fenced_leaders),
         kill.replica_panics,
         kill.replica_rebuilds
     );
@@ -309,7 +308,6 @@ fn kill_json(run: &LoadReport) -> Value {
             "at_s": kill.at.as_secs_f64(),
             "window_before_s": kill.window_before.as_secs_f64(),
             "window_after_s": kill.window_after.as_secs_f64(),
-            "leader_fenced": kill.leader_fenced,
             "replica_panics": kill.replica_panics,
             "replica_rebuilds": kill.replica_rebuilds,
             "gaps": kill.gaps,

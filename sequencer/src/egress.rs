@@ -57,7 +57,9 @@ pub struct EgressStats {
     pub fenced_lagged: AtomicU64,
     pub fenced_diverged: AtomicU64,
     /// Fences (for any reason) of the replica egress was publishing from at
-    /// that moment: the failovers a client could have noticed.
+    /// that moment. A replica that dies usually loses the lead before its
+    /// fence, as soon as another replica has the next seq first, so this
+    /// counts only the fences that found it still leading.
     pub fenced_leaders: AtomicU64,
     /// The replica being published from, plus one; 0 between leaders (and
     /// before the first), so that the derived default means "none".
