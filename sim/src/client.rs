@@ -1,5 +1,7 @@
-//! Simulated clients: the commands a seed submits. They are what gateways
-//! would send after decoding (the TCP gateway is not simulated here): new
+//! Simulated command-level clients: the commands a seed submits straight to
+//! the sequencer, as a gateway would after decoding (seeds that run the real
+//! gateway, see `gateway_clients.rs`, send only operator commands this way):
+//! new
 //! orders of every type around a drifting mid price, cancels (whole and
 //! partial), replaces, cancel-all of a session, halts and resumes,
 //! self-trade prevention, and gateway-decided rejects. Client faults are
@@ -102,6 +104,36 @@ impl Clients {
         let command = self.fresh_command();
         self.last = Some(command);
         command
+    }
+
+    /// An operator's command, for seeds whose order traffic goes through
+    /// the gateway: a halt or resume, a self-trade prevention setting, or a
+    /// cancel-all of a session. None carries an order token, so the
+    /// gateway's day-unique token sets stay its own.
+    pub fn next_operator_command(&mut self) -> Command {
+        match self.rng.below(10) {
+            0..=5 => {
+                let instrument = self.instrument();
+                // Resumes outnumber halts, so instruments are mostly open.
+                if self.rng.below(3) == 0 {
+                    Command::Halt { instrument }
+                } else {
+                    Command::Resume { instrument }
+                }
+            }
+            6..=8 => Command::SetSelfTradePrevention {
+                account: AccountId(self.rng.below(10) as u32),
+                mode: *self.rng.pick(&[
+                    StpMode::Off,
+                    StpMode::CancelResting,
+                    StpMode::CancelIncoming,
+                    StpMode::CancelBoth,
+                ]),
+            },
+            _ => Command::CancelAllForSession {
+                session: SessionId(self.rng.below(u64::from(self.sessions)) as u16),
+            },
+        }
     }
 
     fn session(&mut self) -> SessionId {

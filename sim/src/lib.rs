@@ -12,8 +12,15 @@
 //! between a write and its sync; the disk tears, flips bits, loses pages,
 //! runs full, writes short and fails syncs; the wall clock jumps and drifts;
 //! clients send duplicates and commands for sessions and orders that do not
-//! exist. After every step the system is checked against a single engine
-//! replaying the journal (see `simulator.rs` for the list of checks).
+//! exist. In most seeds the order traffic comes from SoupBinTCP/OUCH clients
+//! through the real `GatewayCore`, rebuilt from the journal at every start,
+//! and the clients misbehave at the session level too: they drop and
+//! reconnect asking for old, new, no or impossible message numbers, send
+//! messages twice, send garbage, cut frames, stop reading, fall silent and
+//! vanish. After every step the system is checked against a single engine
+//! replaying the journal, and what each client was sent against what it was
+//! sent before and what the journal rebuilds (see `simulator.rs` for the
+//! list of checks).
 //!
 //! [`run_seed`] runs one seed; [`run_seeds`] a range, on several threads
 //! (each seed stays on one). `lockstep sim` is the command line.
@@ -21,13 +28,16 @@
 pub mod client;
 pub mod clock;
 pub mod disk;
+pub mod gateway_clients;
 pub mod model;
+pub mod ouch_traffic;
 pub mod plan;
 pub mod report;
 pub mod rng;
+pub mod sim_gateway;
 pub mod simulator;
 
-pub use report::{FaultCounts, SimReport};
+pub use report::{FaultCounts, GatewayCounts, SimReport};
 pub use simulator::run_seed;
 
 use std::ops::Range;

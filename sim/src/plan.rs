@@ -6,9 +6,12 @@
 
 use crate::client::{engine_config, ClientFaultRates};
 use crate::disk::CrashDamageRates;
+use crate::gateway_clients::GatewayFaultRates;
 use crate::rng::SimRng;
+use crate::sim_gateway::gateway_config;
 use lockstep_engine::EngineConfig;
 use lockstep_sequencer::durability::DurabilityPolicy;
+use lockstep_transport::gateway_config::GatewayConfig;
 
 /// How often each fault is injected, per million steps (client faults: per
 /// million commands; crash damage: per million crashes).
@@ -58,6 +61,17 @@ pub struct SimPlan {
     /// The most commands in one burst.
     pub burst_max: u64,
     pub faults: FaultRates,
+    /// Order traffic through the real gateway from SoupBinTCP/OUCH clients
+    /// (most seeds), or `None`: commands go straight to the sequencer.
+    pub gateway: Option<GatewayPlan>,
+}
+
+/// The gateway of a seed that has one: its configuration (small limits, so
+/// that they are reached) and how often its clients misbehave.
+#[derive(Clone, Debug)]
+pub struct GatewayPlan {
+    pub config: GatewayConfig,
+    pub faults: GatewayFaultRates,
 }
 
 /// A rate for one kind of fault: none in about a quarter of the seeds, so
@@ -68,6 +82,31 @@ fn rate(rng: &mut SimRng, max: u32) -> u32 {
     } else {
         rng.range(1, u64::from(max)) as u32
     }
+}
+
+/// The gateway part of a seed's plan, drawn from a generator of its own so
+/// that the rest of the plan is what it was before the gateway existed (the
+/// regression seeds keep their shapes).
+fn gateway_plan(seed: u64, sessions: u16) -> Option<GatewayPlan> {
+    let mut rng = SimRng::new(seed).fork(0x6761_7465);
+    // One seed in five keeps the command-level clients only.
+    if rng.below(5) == 0 {
+        return None;
+    }
+    let config = gateway_config(&mut rng, sessions);
+    let faults = GatewayFaultRates {
+        disconnect: rate(&mut rng, 3_000),
+        garbage: rate(&mut rng, 2_000),
+        duplicate_per_million: rate(&mut rng, 50_000),
+        partial_per_million: rate(&mut rng, 300_000),
+        bad_login_per_million: rate(&mut rng, 150_000),
+        silent: rate(&mut rng, 1_000),
+        stop_reading: rate(&mut rng, 1_000),
+        logout: rate(&mut rng, 1_000),
+        crash_reconnect_from_one_per_million: rng.range(200_000, 900_000) as u32,
+        vanish: rate(&mut rng, 1_500),
+    };
+    Some(GatewayPlan { config, faults })
 }
 
 impl SimPlan {
@@ -106,12 +145,14 @@ impl SimPlan {
                 unknown_order_per_million: rate(&mut rng, 100_000),
             },
         };
+        let engine = engine_config(&mut rng);
+        let gateway = gateway_plan(seed, engine.sessions_max);
         SimPlan {
             seed,
             steps,
             quiet_steps_max: 5_000,
             replicas,
-            engine: engine_config(&mut rng),
+            engine,
             durability: if rng.below(4) == 0 {
                 DurabilityPolicy::Every
             } else {
@@ -132,6 +173,7 @@ impl SimPlan {
             load_per_million: rng.range(100_000, 900_000) as u32,
             burst_max: rng.range(1, 16),
             faults,
+            gateway,
         }
     }
 }

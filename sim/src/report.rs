@@ -33,11 +33,23 @@ pub struct FaultCounts {
     pub client_duplicate: u64,
     pub client_unknown_session: u64,
     pub client_unknown_order: u64,
+    pub gateway_disconnect: u64,
+    pub reconnect_from_one: u64,
+    pub reconnect_from_next: u64,
+    pub reconnect_from_zero: u64,
+    pub reconnect_beyond_end: u64,
+    pub gateway_duplicate_message: u64,
+    pub gateway_garbage_frame: u64,
+    pub gateway_partial_write: u64,
+    pub gateway_bad_login: u64,
+    pub gateway_client_silent: u64,
+    pub gateway_client_stops_reading: u64,
+    pub gateway_client_vanishes: u64,
 }
 
 impl FaultCounts {
     /// Every kind with its count, in a fixed order.
-    pub fn kinds(&self) -> [(&'static str, u64); 21] {
+    pub fn kinds(&self) -> [(&'static str, u64); 33] {
         [
             ("replica panic", self.replica_panic),
             ("replica stall", self.replica_stall),
@@ -63,6 +75,39 @@ impl FaultCounts {
             ("client duplicate command", self.client_duplicate),
             ("client unknown session", self.client_unknown_session),
             ("client unknown order", self.client_unknown_order),
+            (
+                "gateway client disconnect mid-stream",
+                self.gateway_disconnect,
+            ),
+            (
+                "reconnect asking for message 1 (old)",
+                self.reconnect_from_one,
+            ),
+            (
+                "reconnect asking for the next message (new)",
+                self.reconnect_from_next,
+            ),
+            (
+                "reconnect asking for 0 (most recent)",
+                self.reconnect_from_zero,
+            ),
+            ("reconnect asking past the end", self.reconnect_beyond_end),
+            ("gateway message sent twice", self.gateway_duplicate_message),
+            ("garbage or malformed frame", self.gateway_garbage_frame),
+            ("write cut mid-frame", self.gateway_partial_write),
+            (
+                "login with bad credentials or session",
+                self.gateway_bad_login,
+            ),
+            ("client silent (timeouts)", self.gateway_client_silent),
+            (
+                "client stops reading (slow consumer)",
+                self.gateway_client_stops_reading,
+            ),
+            (
+                "client vanishes (half-open connection)",
+                self.gateway_client_vanishes,
+            ),
         ]
     }
 
@@ -98,6 +143,27 @@ impl AddAssign for FaultCounts {
                 other.client_unknown_session,
             ),
             (&mut self.client_unknown_order, other.client_unknown_order),
+            (&mut self.gateway_disconnect, other.gateway_disconnect),
+            (&mut self.reconnect_from_one, other.reconnect_from_one),
+            (&mut self.reconnect_from_next, other.reconnect_from_next),
+            (&mut self.reconnect_from_zero, other.reconnect_from_zero),
+            (&mut self.reconnect_beyond_end, other.reconnect_beyond_end),
+            (
+                &mut self.gateway_duplicate_message,
+                other.gateway_duplicate_message,
+            ),
+            (&mut self.gateway_garbage_frame, other.gateway_garbage_frame),
+            (&mut self.gateway_partial_write, other.gateway_partial_write),
+            (&mut self.gateway_bad_login, other.gateway_bad_login),
+            (&mut self.gateway_client_silent, other.gateway_client_silent),
+            (
+                &mut self.gateway_client_stops_reading,
+                other.gateway_client_stops_reading,
+            ),
+            (
+                &mut self.gateway_client_vanishes,
+                other.gateway_client_vanishes,
+            ),
         ];
         for (mine, theirs) in &mut fields {
             **mine += *theirs;
@@ -165,6 +231,116 @@ impl AddAssign for ReplicaCounts {
     }
 }
 
+/// The gateway's work, summed over every gateway of a run (one per process
+/// start), and what its clients saw and the checks compared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GatewayCounts {
+    /// Runs with the gateway (a seed's report: 0 or 1).
+    pub runs: u64,
+    /// Gateways rebuilt from a recovered journal (one per restart).
+    pub rebuilds: u64,
+    pub connections_opened: u64,
+    pub connections_refused: u64,
+    pub logins_accepted: u64,
+    pub logins_rejected: u64,
+    pub disconnects: u64,
+    pub disconnects_malformed: u64,
+    pub disconnects_slow_consumer: u64,
+    pub disconnects_timeout: u64,
+    pub messages_received: u64,
+    pub commands_submitted: u64,
+    pub rejects_submitted: u64,
+    pub duplicate_tokens_ignored: u64,
+    pub submit_busy: u64,
+    pub messages_sequenced: u64,
+    pub session_cancels_submitted: u64,
+    /// Sequenced messages the clients received (again: received before).
+    pub client_messages: u64,
+    pub client_messages_again: u64,
+    /// Client-seen messages compared with a gateway rebuilt from the
+    /// journal, at restarts and at the end.
+    pub messages_checked_against_rebuild: u64,
+    /// Accepted messages looked up in the journal.
+    pub accepted_checked: u64,
+    /// Accepted and Replaced tokens checked day-unique at the end.
+    pub tokens_checked: u64,
+}
+
+impl AddAssign for GatewayCounts {
+    fn add_assign(&mut self, other: GatewayCounts) {
+        let mut fields = [
+            (&mut self.runs, other.runs),
+            (&mut self.rebuilds, other.rebuilds),
+            (&mut self.connections_opened, other.connections_opened),
+            (&mut self.connections_refused, other.connections_refused),
+            (&mut self.logins_accepted, other.logins_accepted),
+            (&mut self.logins_rejected, other.logins_rejected),
+            (&mut self.disconnects, other.disconnects),
+            (&mut self.disconnects_malformed, other.disconnects_malformed),
+            (
+                &mut self.disconnects_slow_consumer,
+                other.disconnects_slow_consumer,
+            ),
+            (&mut self.disconnects_timeout, other.disconnects_timeout),
+            (&mut self.messages_received, other.messages_received),
+            (&mut self.commands_submitted, other.commands_submitted),
+            (&mut self.rejects_submitted, other.rejects_submitted),
+            (
+                &mut self.duplicate_tokens_ignored,
+                other.duplicate_tokens_ignored,
+            ),
+            (&mut self.submit_busy, other.submit_busy),
+            (&mut self.messages_sequenced, other.messages_sequenced),
+            (
+                &mut self.session_cancels_submitted,
+                other.session_cancels_submitted,
+            ),
+            (&mut self.client_messages, other.client_messages),
+            (&mut self.client_messages_again, other.client_messages_again),
+            (
+                &mut self.messages_checked_against_rebuild,
+                other.messages_checked_against_rebuild,
+            ),
+            (&mut self.accepted_checked, other.accepted_checked),
+            (&mut self.tokens_checked, other.tokens_checked),
+        ];
+        for (mine, theirs) in &mut fields {
+            **mine += *theirs;
+        }
+    }
+}
+
+impl fmt::Display for GatewayCounts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "gateway (run in {} seeds): {} rebuilt from a recovered journal; connections {} opened, {} refused; logins {} accepted, {} rejected; disconnects {} ({} malformed, {} slow consumer, {} timeout); {} OUCH messages in, {} commands submitted ({} gateway rejects), {} duplicate tokens ignored, {} submits refused busy, {} cancel-on-disconnects; {} messages logged (rebuilds included), {} received by clients ({} again, each compared with the first); {} compared with a gateway rebuilt from the journal; {} Accepted found in the journal; {} tokens checked day-unique",
+            self.runs,
+            self.rebuilds,
+            self.connections_opened,
+            self.connections_refused,
+            self.logins_accepted,
+            self.logins_rejected,
+            self.disconnects,
+            self.disconnects_malformed,
+            self.disconnects_slow_consumer,
+            self.disconnects_timeout,
+            self.messages_received,
+            self.commands_submitted,
+            self.rejects_submitted,
+            self.duplicate_tokens_ignored,
+            self.submit_busy,
+            self.session_cancels_submitted,
+            self.messages_sequenced,
+            self.client_messages,
+            self.client_messages_again,
+            self.messages_checked_against_rebuild,
+            self.accepted_checked,
+            self.tokens_checked
+        )
+    }
+}
+
 /// One seed's run.
 #[derive(Clone, Debug, Default)]
 pub struct SimReport {
@@ -183,6 +359,7 @@ pub struct SimReport {
     pub faults: FaultCounts,
     pub restarts: RestartCounts,
     pub replicas: ReplicaCounts,
+    pub gateway: GatewayCounts,
     pub model_state_hash: u64,
     /// Each replica's state hash at the end (`None`: not running).
     pub replica_state_hashes: Vec<Option<u64>>,
@@ -244,6 +421,14 @@ impl fmt::Display for SimReport {
             replicas.hashes_compared,
             replicas.state_hashes_checked
         )?;
+        if self.gateway.runs > 0 {
+            writeln!(f, "{}", self.gateway)?;
+        } else {
+            writeln!(
+                f,
+                "gateway: not used; commands go straight to the sequencer"
+            )?;
+        }
         match self.quiet_steps {
             Some(steps) => writeln!(f, "converged {steps} steps after the faults stopped")?,
             None => writeln!(f, "did not converge")?,

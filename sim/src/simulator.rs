@@ -1,5 +1,7 @@
 //! The simulation loop: one seed, one thread. Each step advances simulated
-//! time, may inject faults, lets the clients submit, then calls `do_work` of
+//! time, may inject faults, lets the clients submit (command-level clients
+//! straight to the input queue; SoupBinTCP clients through the real gateway,
+//! which lives and dies with the process), then calls `do_work` of
 //! the sequencer, egress and every replica in a random order (stalled
 //! replicas are skipped, slow ones mostly skipped), and then checks the
 //! system against the model. A process crash drops every agent and every
@@ -30,14 +32,26 @@
 //!   has seen, identically, and recovery refuses bit rot in synced data;
 //! - after the faults stop, every replica converges to the model within a
 //!   bounded number of steps.
+//!
+//! In seeds that run the gateway (`gateway_clients.rs`, `sim_gateway.rs`),
+//! also: every message a client receives again is the bytes it received
+//! the first time, numbered from Login Accepted without a gap; Login
+//! Accepted follows the requested-number rule; a connection closes only for
+//! what its client did; an Accepted a client sees is an order the journal
+//! accepted; at every restart the gateway rebuilt from the recovered journal
+//! holds every message any client saw; and at the end the live gateway's
+//! logs (and open-order counts) equal those of a gateway rebuilt from the
+//! whole journal, with no token accepted twice in a session.
 
 use crate::client::Clients;
 use crate::clock::{SimMonotonicClock, SimTime, SimWallClock, WallSkew};
 use crate::disk::{whole_records, CrashPoint, Rot, SimCrash, SimDisk};
+use crate::gateway_clients::{AcceptedSeen, GatewayClients};
 use crate::model::Model;
 use crate::plan::SimPlan;
 use crate::report::{FaultCounts, ReplicaCounts, SimReport};
 use crate::rng::SimRng;
+use crate::sim_gateway::{gateway_counts, start_gateway, AcceptedIndex};
 use lockstep_engine::stable_hash::StableHasher;
 use lockstep_engine::{Command, Engine, Event};
 use lockstep_sequencer::egress::EgressAgent;
@@ -50,11 +64,12 @@ use lockstep_sequencer::sequencer_agent::SequencerAgent;
 use lockstep_sequencer::snapshot_store::SnapshotStore;
 use lockstep_sequencer::system::{build, SharedState, Storage, SystemParts};
 use lockstep_sequencer::system_config::SystemConfig;
+use lockstep_transport::gateway_core::GatewayCore;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Steps without progress, while work is waiting and a replica is healthy,
@@ -73,6 +88,9 @@ const RESTART_DELAY_STEPS_MAX: u64 = 200;
 /// Quiet steps allowed for each seq not yet published when the faults
 /// stop, on top of the plan's bound.
 const QUIET_STEPS_PER_SEQ_BEHIND: u64 = 8;
+/// The chance, per million steps, that the operator sends a command in a
+/// seed whose order traffic goes through the gateway.
+const OPERATOR_COMMAND_PER_MILLION: u32 = 20_000;
 /// Simulated time per step, in ns.
 const STEP_NS_MIN: u64 = 1_000;
 const STEP_NS_MAX: u64 = 50_000;
@@ -128,6 +146,9 @@ struct Running {
     replicas: Vec<Option<ReplicaAgent>>,
     egress: EgressAgent,
     shared: SharedState,
+    /// The gateway, in seeds that have one: it lives and dies with the
+    /// process, and is rebuilt from the journal at every start.
+    gateway: Option<GatewayCore>,
     /// When the operator restarts a fail-stopped system.
     restart_at_step: Option<u64>,
     /// (sequenced, durable, published, ring cursor) after the last step.
@@ -152,6 +173,14 @@ pub struct Simulation {
     /// Scheduling and fault decisions.
     rng: SimRng,
     clients: Clients,
+    /// SoupBinTCP clients of the gateway, in seeds that have one.
+    gateway_clients: Option<GatewayClients>,
+    /// Commands the gateway's submitter handed to the input queue.
+    gateway_submitted: Arc<AtomicU64>,
+    /// Of which the report has counted this many.
+    gateway_submitted_counted: u64,
+    accepted_index: AcceptedIndex,
+    accepted_seen: Vec<AcceptedSeen>,
     disk: SimDisk,
     time: SimTime,
     skew: WallSkew,
@@ -198,6 +227,10 @@ impl Simulation {
         let rng = root.fork(1);
         let clients = Clients::new(root.fork(2), &plan.engine, plan.faults.client);
         let disk = SimDisk::new(root.fork(3));
+        let gateway_rng = root.fork(4);
+        let gateway_clients = plan.gateway.as_ref().map(|gateway| {
+            GatewayClients::new(gateway_rng, gateway, plan.load_per_million, plan.burst_max)
+        });
         let mut config = SystemConfig::new(plan.engine.clone(), PathBuf::from("simulated"));
         config.replicas = plan.replicas;
         config.durability = plan.durability;
@@ -229,6 +262,19 @@ impl Simulation {
             plan.burst_max
         );
         let model = Model::new(&plan.engine);
+        let shape = match &plan.gateway {
+            Some(gateway) => format!(
+                "{shape}; gateway: {} connection slots, packets up to {}, output buffers {} bytes, {} tokens a session, heartbeat {} ms, idle timeout {} ms, login timeout {} ms",
+                gateway.config.connections_max,
+                gateway.config.packet_len_max,
+                gateway.config.output_buffer_bytes_max,
+                gateway.config.session_tokens_max,
+                gateway.config.heartbeat_interval_ms,
+                gateway.config.idle_timeout_ms,
+                gateway.config.login_timeout_ms
+            ),
+            None => shape,
+        };
         let report = SimReport {
             seed: plan.seed,
             steps: plan.steps,
@@ -240,6 +286,11 @@ impl Simulation {
             config,
             rng,
             clients,
+            gateway_clients,
+            gateway_submitted: Arc::new(AtomicU64::new(0)),
+            gateway_submitted_counted: 0,
+            accepted_index: AcceptedIndex::default(),
+            accepted_seen: Vec::new(),
             disk,
             time: SimTime::default(),
             skew: WallSkew::default(),
@@ -264,7 +315,10 @@ impl Simulation {
     pub fn run(&mut self) {
         let outcome = self.run_checked();
         if let Err(failure) = outcome {
-            self.report.failure = Some(format!("step {}: {failure}", self.step));
+            self.report.failure = Some(format!(
+                "seed {}, step {}: {failure}",
+                self.plan.seed, self.step
+            ));
         }
         self.finish_report();
     }
@@ -285,6 +339,9 @@ impl Simulation {
         for agent in running.replicas.iter_mut().flatten() {
             agent.faults.clear();
         }
+        // Gateway clients that went silent or deaf stay so until their
+        // spell ends (a few hundred steps at most): a fault that began runs
+        // its course, and the checks of what closed them still hold.
         self.skew.set_drift(self.time.now_ns(), 0);
         self.disk.disarm();
         // The bound grows with the work still to publish: with every replica
@@ -385,6 +442,34 @@ impl Simulation {
             }
         }
         self.cursor = self.model.first_event_after(recovered_seq);
+        self.accepted_index.reset();
+        let gateway = match &self.plan.gateway {
+            None => None,
+            Some(plan) => {
+                let gateway = start_gateway(
+                    &plan.config,
+                    &self.plan.engine,
+                    Arc::clone(&shared.input),
+                    Arc::clone(&self.gateway_submitted),
+                    self.disk.read_from(0),
+                    recovered_seq,
+                    self.time.now_ns(),
+                )?;
+                self.report.gateway.runs = 1;
+                if self.report.restarts.restarts > 0 {
+                    self.report.gateway.rebuilds += 1;
+                }
+                // Every message a client saw before the crash is in the
+                // rebuilt logs, byte for byte, at the same number.
+                let clients = self
+                    .gateway_clients
+                    .as_ref()
+                    .expect("a gateway has clients");
+                self.report.gateway.messages_checked_against_rebuild +=
+                    clients.check_seen_in(&gateway, "at the restart")?;
+                Some(gateway)
+            }
+        };
         let published = shared.egress_stats.published_seq.get();
         let cursor_position = egress.ring.cursor();
         self.system = Some(Running {
@@ -392,6 +477,7 @@ impl Simulation {
             replicas,
             egress,
             shared,
+            gateway,
             restart_at_step: None,
             marks: (recovered_seq, recovered_seq, published, cursor_position),
         });
@@ -433,8 +519,10 @@ impl Simulation {
             self.inject_faults();
         }
         self.submit_client_commands(active);
+        self.gateway_clients_send(active);
         let crashed = self.run_agents()?;
         self.check_step()?;
+        self.gateway_clients_receive()?;
         let crash = if crashed {
             Some(CrashCause::Device)
         } else if active && self.rng.chance(self.plan.faults.process_crash) {
@@ -573,7 +661,17 @@ impl Simulation {
     }
 
     fn submit_client_commands(&mut self, active: bool) {
-        if active
+        if self.plan.gateway.is_some() {
+            // Order traffic goes through the gateway; the operator's
+            // commands still go straight to the sequencer.
+            if active
+                && self.backlog.len() < CLIENT_BACKLOG_MAX
+                && self.rng.chance(OPERATOR_COMMAND_PER_MILLION)
+            {
+                let command = self.clients.next_operator_command();
+                self.backlog.push_back(command);
+            }
+        } else if active
             && self.backlog.len() < CLIENT_BACKLOG_MAX
             && self.rng.chance(self.plan.load_per_million)
         {
@@ -745,9 +843,11 @@ impl Simulation {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
+        let published_events = published.clone();
         for event in published {
             self.check_published(event)?;
         }
+        self.publish_to_gateway(&published_events)?;
         let last_seq = self.model.last_seq();
         let deferred = std::mem::take(&mut self.deferred);
         for observation in deferred {
@@ -975,6 +1075,9 @@ impl Simulation {
     fn crash_and_restart(&mut self, cause: CrashCause) -> Result<(), String> {
         let running = self.system.take().expect("running");
         self.collect_counts(&running);
+        if let Some(clients) = self.gateway_clients.as_mut() {
+            clients.process_crashed(self.step);
+        }
         let published = running.shared.egress_stats.published_seq.get();
         let durable = running.shared.durable_seq.get();
         self.report.restarts.durable_unpublished_seqs += durable.saturating_sub(published);
@@ -1091,6 +1194,9 @@ impl Simulation {
     }
 
     fn collect_counts(&mut self, running: &Running) {
+        if let Some(gateway) = running.gateway.as_ref() {
+            self.report.gateway += gateway_counts(gateway);
+        }
         let stats = &running.shared.egress_stats;
         let mut counts = ReplicaCounts {
             fenced_panicked: stats.fenced_panicked.load(Ordering::Relaxed),
@@ -1133,7 +1239,8 @@ impl Simulation {
                     .to_string(),
             );
         }
-        self.check_observed_reproduced()
+        self.check_observed_reproduced()?;
+        self.check_gateway_against_final_journal()
     }
 
     fn finish_report(&mut self) {
@@ -1151,6 +1258,23 @@ impl Simulation {
         faults.client_duplicate = counts.duplicates;
         faults.client_unknown_session = counts.unknown_sessions;
         faults.client_unknown_order = counts.unknown_orders;
+        if let Some(clients) = self.gateway_clients.as_ref() {
+            let gateway = clients.faults;
+            faults.gateway_disconnect = gateway.disconnects;
+            faults.reconnect_from_one = gateway.reconnect_from_one;
+            faults.reconnect_from_next = gateway.reconnect_from_next;
+            faults.reconnect_from_zero = gateway.reconnect_from_zero;
+            faults.reconnect_beyond_end = gateway.reconnect_beyond_end;
+            faults.gateway_duplicate_message = gateway.duplicates;
+            faults.gateway_garbage_frame = gateway.garbage;
+            faults.gateway_partial_write = gateway.partial_writes;
+            faults.gateway_bad_login = gateway.bad_logins;
+            faults.gateway_client_silent = gateway.silences;
+            faults.gateway_client_stops_reading = gateway.stopped_reading;
+            faults.gateway_client_vanishes = gateway.vanished;
+            self.report.gateway.client_messages = clients.counts.messages_received;
+            self.report.gateway.client_messages_again = clients.counts.messages_received_again;
+        }
         let disk = self.disk.counters();
         faults.crash_in_write = disk.crashes_in_write;
         faults.crash_before_sync = disk.crashes_before_sync;
@@ -1166,3 +1290,5 @@ impl Simulation {
         self.report.trace_hash = trace.finish();
     }
 }
+
+mod gateway_steps;

@@ -1,13 +1,16 @@
 //! `lockstep sim`: deterministic simulation of the replicated core
 //! (`lockstep-sim`). `--seed S` replays one seed and prints what it did: the
 //! system's shape, the faults injected by kind, commands, crashes and
-//! restarts, fences and rebuilds, the final hashes and the trace hash.
+//! restarts, fences and rebuilds, the gateway's work and what its clients
+//! saw (in seeds that run it), the final hashes and the trace hash.
 //! `--seeds A..B` runs a range on `--jobs` threads and prints a summary and
 //! every failing seed with the command that replays it. Either way the exit
 //! status is 1 if a seed failed.
 
 use clap::Args;
-use lockstep_sim::{quiet_injected_panics, run_seed, run_seeds, FaultCounts, DEFAULT_STEPS};
+use lockstep_sim::{
+    quiet_injected_panics, run_seed, run_seeds, FaultCounts, GatewayCounts, DEFAULT_STEPS,
+};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::ops::Range;
@@ -93,11 +96,13 @@ fn run_range(seeds: Range<u64>, steps: u64, jobs: usize) -> Result<String, Strin
         }
     });
     let mut faults = FaultCounts::default();
+    let mut gateway = GatewayCounts::default();
     let (mut commands, mut events, mut restarts, mut quiet_max) = (0, 0, 0, 0);
     let (mut rebuilds, mut fenced, mut checked, mut backwards) = (0, 0, 0, 0);
     let (mut torn, mut cuts, mut rot, mut kept) = (0, 0, 0, 0);
     for report in &reports {
         faults += report.faults;
+        gateway += report.gateway;
         commands += report.last_seq;
         events += report.events_published;
         restarts += report.restarts.restarts;
@@ -133,6 +138,7 @@ fn run_range(seeds: Range<u64>, steps: u64, jobs: usize) -> Result<String, Strin
         text,
         "crashes and restarts {restarts}: torn tails cut {torn}, unsynced records kept {kept}, bit rot refused {rot}, operator cuts {cuts}; fences {fenced}, rebuilds {rebuilds}; longest convergence {quiet_max} steps"
     );
+    let _ = writeln!(text, "{gateway}");
     let _ = writeln!(text, "faults injected: {}", faults.total());
     for (kind, count) in faults.kinds() {
         let _ = writeln!(text, "  {kind}: {count}");

@@ -982,7 +982,13 @@ pub fn seed_inputs() -> Vec<(&'static str, String, Vec<u8>)> {
         .pump()
         .packet(0, &Packet::ClientHeartbeat)
         .packet(1, &Packet::Debug(b"debug text"))
+        // Both read between the two heartbeat intervals: output left
+        // unwritten for a whole interval is a slow consumer.
+        .drain(0)
+        .drain(1)
         .tick(10)
+        .drain(0)
+        .drain(1)
         .tick(10)
         .drain(0)
         .drain(1)

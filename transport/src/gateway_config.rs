@@ -81,11 +81,14 @@ pub struct GatewayConfig {
     pub connections_max: usize,
     /// Largest SoupBinTCP packet accepted (the length field's value).
     pub packet_len_max: u16,
-    /// Bytes buffered per connection towards its client. A client that has
-    /// caught up and then stops reading is disconnected when this fills.
+    /// Bytes buffered per connection towards its client. Messages that do
+    /// not fit wait in the session's output log; a client none of whose
+    /// waiting output is written for a heartbeat interval is disconnected
+    /// as a slow consumer.
     pub output_buffer_bytes_max: usize,
-    /// Sequenced messages kept per session for retransmission; reaching it
-    /// stops the session's new orders with a reject (see `docs/protocol.md`).
+    /// Sequenced messages kept per session for retransmission. Reaching it
+    /// stops the server (`GatewayCore::fatal`) rather than drop a sequenced
+    /// message a client may still ask for; size it for a whole day.
     pub output_log_messages_max: usize,
     /// Day-unique order tokens remembered per session.
     pub session_tokens_max: usize,

@@ -10,7 +10,9 @@
 //! identically, and the core is tested without sockets.
 //!
 //! Nothing a client does can block the gateway: a client that stops reading
-//! fills only its own bounded output buffer and is then disconnected; a
+//! fills only its own bounded output buffer (the rest of its messages wait
+//! in its session's log) and is disconnected once a heartbeat interval has
+//! passed without a byte of it being written; a
 //! sequencer that is momentarily full holds back only the connection whose
 //! command it refused (its socket is simply not read until the command is
 //! taken), which is TCP's own back-pressure.
@@ -60,7 +62,8 @@ pub enum CloseReason {
     Protocol(String),
     /// A frame or OUCH message that cannot be decoded.
     Malformed(String),
-    /// The client stopped reading and its output buffer filled.
+    /// Output waited a whole heartbeat interval without a byte of it being
+    /// written: the client stopped reading.
     SlowConsumer,
     /// The connection table was full when it arrived.
     TableFull,
@@ -90,7 +93,9 @@ impl std::fmt::Display for CloseReason {
             CloseReason::IdleTimeout => f.write_str("no message within the idle timeout"),
             CloseReason::Protocol(why) => write!(f, "protocol violation: {why}"),
             CloseReason::Malformed(why) => write!(f, "malformed input: {why}"),
-            CloseReason::SlowConsumer => f.write_str("output buffer full: client not reading"),
+            CloseReason::SlowConsumer => {
+                f.write_str("output waited a heartbeat interval unwritten: client not reading")
+            }
             CloseReason::TableFull => f.write_str("connection table full"),
             CloseReason::ServerShutdown => f.write_str("server shutting down"),
         }
@@ -125,10 +130,10 @@ struct Connection {
     output_end: usize,
     session: Option<usize>,
     /// The number of the next sequenced message this connection is sent.
+    /// Messages the output buffer has no room for wait in the session's
+    /// log, after login as later (a burst bigger than the buffer is not a
+    /// slow client); `on_tick` decides when a client is not reading.
     next_message: u64,
-    /// Set once everything in the log has been queued after login: from
-    /// then on, a full output buffer means the client is not reading.
-    caught_up: bool,
     opened_ns: u64,
     last_received_ns: u64,
     last_sent_ns: u64,
@@ -433,9 +438,6 @@ impl GatewayCore {
             };
             let frame_len = soupbintcp::HEADER_LEN + message.len();
             if connection.output_room() < frame_len {
-                if connection.caught_up {
-                    connection.closing = Some(CloseReason::SlowConsumer);
-                }
                 return;
             }
             let mut header = [0u8; soupbintcp::HEADER_LEN];
@@ -449,7 +451,6 @@ impl GatewayCore {
             connection.append_output(message);
             connection.next_message += 1;
         }
-        connection.caught_up = true;
     }
 
     // ----- connections -------------------------------------------------------
@@ -470,7 +471,6 @@ impl GatewayCore {
             output_end: 0,
             session: None,
             next_message: 1,
-            caught_up: false,
             opened_ns: now_ns,
             last_received_ns: now_ns,
             last_sent_ns: now_ns,
@@ -494,8 +494,19 @@ impl GatewayCore {
             .filter_map(|(id, connection)| connection.as_ref().map(|_| id))
     }
 
-    /// Bytes the connection can take now; 0 while a command waits for the
-    /// sequencer or the connection is closing.
+    /// Whether a command of the connection waits for the sequencer to take
+    /// it (input behind it waits unread).
+    pub fn is_held_back(&self, id: ConnectionId) -> bool {
+        self.connections
+            .get(id)
+            .and_then(Option::as_ref)
+            .is_some_and(|connection| connection.pending.is_some())
+    }
+
+    /// Bytes the connection's input buffer can take now; 0 once it is
+    /// closing. While a command waits for the sequencer the buffer is not
+    /// drained, so it fills and the backend stops reading the socket:
+    /// TCP's own back-pressure.
     pub fn input_room(&self, id: ConnectionId) -> usize {
         match self.connections.get(id).and_then(Option::as_ref) {
             Some(connection) if connection.closing.is_none() => {
@@ -693,7 +704,6 @@ impl GatewayCore {
         if let Some(connection) = self.connections[id].as_mut() {
             connection.session = Some(index);
             connection.next_message = next_message;
-            connection.caught_up = false;
         }
         self.stats.logins_accepted += 1;
         tracing::info!(
@@ -925,10 +935,14 @@ impl GatewayCore {
             }
             if let Some(command) = connection.pending.take() {
                 self.submit_for(id, command);
-                if self.connections[id]
-                    .as_ref()
-                    .is_some_and(|connection| connection.pending.is_none())
+                if let Some(connection) = self.connections[id]
+                    .as_mut()
+                    .filter(|connection| connection.pending.is_none())
                 {
+                    // While the sequencer held the command back the gateway
+                    // read nothing more from this client: its silence was
+                    // the gateway's own, so the idle clock starts again now.
+                    connection.last_received_ns = now_ns;
                     self.process_input(id, now_ns);
                 }
             }
@@ -941,11 +955,27 @@ impl GatewayCore {
                 }
                 continue;
             }
-            if now_ns.saturating_sub(connection.last_received_ns) >= idle_ns {
+            // Not while a command waits for the sequencer: the packets the
+            // client sent meanwhile wait unread behind it (back-pressure),
+            // and closing would drop that command.
+            if connection.pending.is_none()
+                && now_ns.saturating_sub(connection.last_received_ns) >= idle_ns
+            {
                 self.close(id, CloseReason::IdleTimeout);
                 continue;
             }
             let idle_output = connection.output_start == connection.output_end;
+            // A client that took no byte of its waiting output for a whole
+            // heartbeat interval would not even see the server's heartbeats
+            // in time: it is not reading. A full buffer alone is not enough,
+            // since a burst of messages may fill it before a reading client
+            // had any chance to take them. The interval is short on purpose:
+            // a client that sends but does not read must not be able to
+            // grow its session's log for long.
+            if !idle_output && now_ns.saturating_sub(connection.last_sent_ns) >= heartbeat_ns {
+                self.close(id, CloseReason::SlowConsumer);
+                continue;
+            }
             if idle_output && now_ns.saturating_sub(connection.last_sent_ns) >= heartbeat_ns {
                 self.queue_packet(id, &Packet::ServerHeartbeat, now_ns);
             }

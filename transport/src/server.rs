@@ -12,8 +12,10 @@ use crate::event_inbox::{EventInbox, PublishedEvent};
 use crate::gateway_config::GatewayConfig;
 use crate::gateway_core::{CommandSubmitter, GatewayCore, SubmitRefusal};
 use crate::gateway_runtime::{spawn_gateway, GatewayHandle, GatewayReport};
-use lockstep_engine::{Command, Engine, Event};
+use lockstep_engine::{Command, Engine, EngineConfig, Event};
+use lockstep_sequencer::journal::JournalError;
 use lockstep_sequencer::journal_reader::JournalReader;
+use lockstep_sequencer::journal_record::SequencedCommand;
 use lockstep_sequencer::system::{
     self, StartupReport, SubmitError, SystemHandle, SystemReport, SystemSubmitter,
 };
@@ -79,18 +81,40 @@ fn rebuild_sessions(
     through_seq: u64,
 ) -> Result<RebuildReport, ServerError> {
     let started = Instant::now();
-    let mut report = RebuildReport::default();
     let journal_path = config.journal_path();
     if through_seq == 0 || !journal_path.exists() {
         core.finish_rebuild();
-        return Ok(report);
+        return Ok(RebuildReport::default());
     }
-    let mut engine = Engine::new(config.engine.clone())
-        .map_err(|error| ServerError(format!("rebuild engine: {error}")))?;
     let reader = JournalReader::open(&journal_path)
         .map_err(|error| ServerError(format!("rebuild: {error}")))?;
+    let mut report = replay_journal_into(core, &config.engine, reader, through_seq)?;
+    report.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Rebuilds a fresh gateway's sessions from journal records: every command
+/// up to and including `through_seq` is replayed into the gateway (so the
+/// day-unique token sets come back) and through a fresh engine whose events
+/// are published to it (so every session's output log comes back byte for
+/// byte), and then the rebuild is finished. The server feeds it the journal
+/// file; the deterministic simulator feeds it its simulated disk's bytes, so
+/// both rebuild the same way. It reads no clock: `elapsed_ms` stays 0.
+pub fn replay_journal_into(
+    core: &mut GatewayCore,
+    engine_config: &EngineConfig,
+    records: impl IntoIterator<Item = Result<SequencedCommand, JournalError>>,
+    through_seq: u64,
+) -> Result<RebuildReport, ServerError> {
+    let mut report = RebuildReport::default();
+    if through_seq == 0 {
+        core.finish_rebuild();
+        return Ok(report);
+    }
+    let mut engine = Engine::new(engine_config.clone())
+        .map_err(|error| ServerError(format!("rebuild engine: {error}")))?;
     let mut events: Vec<Event> = Vec::with_capacity(1024);
-    for record in reader {
+    for record in records {
         let record = record.map_err(|error| ServerError(format!("rebuild: {error}")))?;
         if record.seq > through_seq {
             break;
@@ -112,7 +136,6 @@ fn rebuild_sessions(
         return Err(ServerError(format!("rebuild: {fatal}")));
     }
     core.finish_rebuild();
-    report.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
