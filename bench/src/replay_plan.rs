@@ -310,27 +310,10 @@ pub(crate) fn build_plan(
     let gateway = &mut server.gateway;
     gateway.sessions = sessions.iter().map(|s| s.config.clone()).collect();
     gateway.connections_max = gateway.connections_max.max(sessions.len() + 8);
-    let symbols: Vec<(Stock, InstrumentId)> = gateway
-        .instruments
-        .iter()
-        .map(|instrument| {
-            (
-                Stock::left(&instrument.symbol).unwrap_or(Stock::BLANK),
-                instrument.instrument,
-            )
-        })
-        .collect();
     // As the gateway builds its adapter and publisher (gateway_core.rs).
+    let symbols = gateway.stock_symbols();
     let adapter = OuchAdapter::new(symbols.clone());
-    let instrument_count = symbols
-        .iter()
-        .map(|(_, id)| id.0 as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let mut symbol_by_instrument = vec![Stock::BLANK; instrument_count];
-    for (symbol, id) in &symbols {
-        symbol_by_instrument[id.0 as usize] = *symbol;
-    }
+    let symbol_by_instrument = gateway.symbol_by_instrument();
     let firms = sessions
         .iter()
         .map(|s| ouch::Firm::left(&s.config.firm).unwrap_or(ouch::Firm::BLANK))

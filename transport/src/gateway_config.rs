@@ -141,6 +141,37 @@ fn check_ascii(key: &str, text: &str, len_max: usize) -> Result<(), GatewayConfi
 }
 
 impl GatewayConfig {
+    /// Each instrument's OUCH stock symbol with its engine id: the mapping
+    /// the gateway's adapter decodes Enter Orders with.
+    pub fn stock_symbols(&self) -> Vec<(crate::ouch::Stock, InstrumentId)> {
+        self.instruments
+            .iter()
+            .map(|instrument| {
+                (
+                    crate::ouch::Stock::left(&instrument.symbol)
+                        .unwrap_or(crate::ouch::Stock::BLANK),
+                    instrument.instrument,
+                )
+            })
+            .collect()
+    }
+
+    /// The stock symbol of each engine instrument id (blank where none):
+    /// the table the gateway's publisher encodes outbound messages with.
+    pub fn symbol_by_instrument(&self) -> Vec<crate::ouch::Stock> {
+        let symbols = self.stock_symbols();
+        let count = symbols
+            .iter()
+            .map(|(_, id)| id.0 as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut by_instrument = vec![crate::ouch::Stock::BLANK; count];
+        for (symbol, id) in symbols {
+            by_instrument[id.0 as usize] = symbol;
+        }
+        by_instrument
+    }
+
     /// The defaults of `lockstep serve`, for the given instruments and sessions.
     pub fn new(
         listen: SocketAddr,

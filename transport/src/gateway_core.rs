@@ -19,7 +19,7 @@
 
 use crate::event_inbox::{EventInbox, PublishedEvent};
 use crate::gateway_config::{GatewayConfig, GatewayConfigError, SessionConfig};
-use crate::ouch::{self, Outbound, Stock};
+use crate::ouch::{self, Outbound};
 use crate::ouch_adapter::{OuchAdapter, SessionContext, Translation};
 use crate::ouch_publisher::{OrderLifecycle, OuchPublisher};
 use crate::session_output_log::SessionOutputLog;
@@ -210,25 +210,8 @@ impl GatewayCore {
         now_ns: u64,
     ) -> Result<GatewayCore, GatewayConfigError> {
         config.validate()?;
-        let symbols: Vec<(Stock, lockstep_engine::InstrumentId)> = config
-            .instruments
-            .iter()
-            .map(|instrument| {
-                (
-                    Stock::left(&instrument.symbol).unwrap_or(Stock::BLANK),
-                    instrument.instrument,
-                )
-            })
-            .collect();
-        let instrument_count = symbols
-            .iter()
-            .map(|(_, id)| id.0 as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let mut symbol_by_instrument = vec![Stock::BLANK; instrument_count];
-        for (symbol, id) in &symbols {
-            symbol_by_instrument[id.0 as usize] = *symbol;
-        }
+        let symbols = config.stock_symbols();
+        let symbol_by_instrument = config.symbol_by_instrument();
         let sessions: Vec<SessionState> = config
             .sessions
             .iter()

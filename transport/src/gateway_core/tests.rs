@@ -6,7 +6,7 @@
 use super::*;
 use crate::gateway_config::{GatewayInstrument, IoBackend};
 use crate::ouch::{
-    Capacity, CrossType, CustomerType, Display, EnterOrder, Inbound, IntermarketSweep,
+    Capacity, CrossType, CustomerType, Display, EnterOrder, Inbound, IntermarketSweep, Stock,
     TIF_MARKET_HOURS,
 };
 use lockstep_engine::{AccountId, Engine, EngineConfig, InstrumentId, InstrumentSpec};
