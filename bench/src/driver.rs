@@ -18,7 +18,7 @@ use crate::session_flow::{Outgoing, Recorder, SessionFlow};
 use crate::sys::{PollSet, TightTimerSlack};
 use lockstep_transport::client::{ClientError, ClientMessage};
 use lockstep_transport::client_nonblocking::NonBlockingClient;
-use lockstep_transport::ouch::Outbound;
+use lockstep_transport::ouch::{Inbound, Outbound};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -59,15 +59,31 @@ impl DriverSession {
 
     /// Queues `message`; false if the output buffer is full.
     fn queue(&mut self, message: &Outgoing) -> Result<bool, String> {
-        let queued = match message {
-            Outgoing::Enter(order) => self.client.queue_enter(order),
-            Outgoing::Cancel(cancel) => self.client.queue_cancel(cancel),
+        let inbound = match message {
+            Outgoing::Enter(order) => Inbound::EnterOrder(*order),
+            Outgoing::Cancel(cancel) => Inbound::CancelOrder(*cancel),
         };
-        match queued {
-            Ok(()) => Ok(true),
-            Err(ClientError::OutputFull) => Ok(false),
-            Err(error) => Err(format!("{}: {error}", self.label)),
-        }
+        queue_inbound(&mut self.client, &inbound, &self.label)
+    }
+}
+
+/// Queues one OUCH message on `client`; false if its output buffer is full
+/// (the caller keeps the message and tries again when the socket drains).
+/// Shared by the load driver and the replay driver.
+pub(crate) fn queue_inbound(
+    client: &mut NonBlockingClient,
+    message: &Inbound,
+    label: &str,
+) -> Result<bool, String> {
+    let queued = match message {
+        Inbound::EnterOrder(order) => client.queue_enter(order),
+        Inbound::CancelOrder(cancel) => client.queue_cancel(cancel),
+        Inbound::ReplaceOrder(replace) => client.queue_replace(replace),
+    };
+    match queued {
+        Ok(()) => Ok(true),
+        Err(ClientError::OutputFull) => Ok(false),
+        Err(error) => Err(format!("{label}: {error}")),
     }
 }
 

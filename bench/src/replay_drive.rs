@@ -11,14 +11,13 @@
 //! timeout ends a run that stops making progress, the drain timeout ends
 //! the wait for the last answers.
 
-use crate::driver::read_replies;
+use crate::driver::{queue_inbound, read_replies};
 use crate::latency::{new_latency_histogram, record_latency};
 use crate::progress::ProgressSink;
 use crate::replay::{ReplayOptions, ReplyCounts};
 use crate::replay_plan::{Digest, Plan};
 use crate::sys::{PollSet, TightTimerSlack};
 use hdrhistogram::Histogram;
-use lockstep_transport::client::ClientError;
 use lockstep_transport::client_nonblocking::NonBlockingClient;
 use lockstep_transport::ouch::Inbound;
 use lockstep_transport::server::Server;
@@ -49,16 +48,9 @@ pub(crate) struct Connected {
 impl Connected {
     /// Queues one message; false if the output buffer is full.
     fn queue(&mut self, message: &Inbound) -> Result<bool, String> {
-        let queued = match message {
-            Inbound::EnterOrder(order) => self.client.queue_enter(order),
-            Inbound::CancelOrder(cancel) => self.client.queue_cancel(cancel),
-            Inbound::ReplaceOrder(replace) => self.client.queue_replace(replace),
-        };
-        match queued {
-            Ok(()) => Ok(true),
-            Err(ClientError::OutputFull) => Ok(false),
-            Err(error) => Err(format!("session {}: {error}", self.username)),
-        }
+        // The username alone names the session in an error: no string is
+        // built per message on this path.
+        queue_inbound(&mut self.client, message, &self.username)
     }
 }
 
