@@ -106,30 +106,38 @@ impl Clients {
         command
     }
 
+    /// A halt or a resume of a random instrument; resumes outnumber halts,
+    /// so instruments are mostly open.
+    fn halt_or_resume(&mut self) -> Command {
+        let instrument = self.instrument();
+        if self.rng.below(3) == 0 {
+            Command::Halt { instrument }
+        } else {
+            Command::Resume { instrument }
+        }
+    }
+
+    /// A self-trade prevention setting for a random account.
+    fn self_trade_setting(&mut self) -> Command {
+        Command::SetSelfTradePrevention {
+            account: AccountId(self.rng.below(10) as u32),
+            mode: *self.rng.pick(&[
+                StpMode::Off,
+                StpMode::CancelResting,
+                StpMode::CancelIncoming,
+                StpMode::CancelBoth,
+            ]),
+        }
+    }
+
     /// An operator's command, for seeds whose order traffic goes through
     /// the gateway: a halt or resume, a self-trade prevention setting, or a
     /// cancel-all of a session. None carries an order token, so the
     /// gateway's day-unique token sets stay its own.
     pub fn next_operator_command(&mut self) -> Command {
         match self.rng.below(10) {
-            0..=5 => {
-                let instrument = self.instrument();
-                // Resumes outnumber halts, so instruments are mostly open.
-                if self.rng.below(3) == 0 {
-                    Command::Halt { instrument }
-                } else {
-                    Command::Resume { instrument }
-                }
-            }
-            6..=8 => Command::SetSelfTradePrevention {
-                account: AccountId(self.rng.below(10) as u32),
-                mode: *self.rng.pick(&[
-                    StpMode::Off,
-                    StpMode::CancelResting,
-                    StpMode::CancelIncoming,
-                    StpMode::CancelBoth,
-                ]),
-            },
+            0..=5 => self.halt_or_resume(),
+            6..=8 => self.self_trade_setting(),
             _ => Command::CancelAllForSession {
                 session: SessionId(self.rng.below(u64::from(self.sessions)) as u16),
             },
@@ -253,24 +261,8 @@ impl Clients {
             86..=88 => Command::CancelAllForSession {
                 session: self.session(),
             },
-            89..=90 => {
-                let instrument = self.instrument();
-                // Resumes outnumber halts, so instruments are mostly open.
-                if self.rng.below(3) == 0 {
-                    Command::Halt { instrument }
-                } else {
-                    Command::Resume { instrument }
-                }
-            }
-            91..=93 => Command::SetSelfTradePrevention {
-                account: AccountId(self.rng.below(10) as u32),
-                mode: *self.rng.pick(&[
-                    StpMode::Off,
-                    StpMode::CancelResting,
-                    StpMode::CancelIncoming,
-                    StpMode::CancelBoth,
-                ]),
-            },
+            89..=90 => self.halt_or_resume(),
+            91..=93 => self.self_trade_setting(),
             _ => {
                 let session = self.session();
                 let token = self.new_token(session);
