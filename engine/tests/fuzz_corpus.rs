@@ -4,120 +4,40 @@
 //! (`lockstep_engine::fuzz_checks`), so inputs the fuzzer found
 //! interesting, and any crash it saved, stay tested by `cargo test`. The
 //! seed inputs are replayed too, and regression tests for findings are
-//! named after the input they replay.
+//! named after the input they replay. The replay itself is
+//! `lockstep-fuzz-corpus`, shared by every crate with fuzz targets.
 
 use lockstep_engine::fuzz_checks::{self, FuzzConfig};
 use lockstep_engine::reference_model::{self, Op, PriceSpec, QtySpec, Target};
 use lockstep_engine::{CommandKind, Event, RejectReason, Side, StpMode, TimeInForce};
+use lockstep_fuzz_corpus::{Check, FuzzCorpus};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
-/// A target's check: panics on a finding.
-type Check = fn(&[u8]);
+static TARGETS: [(&str, Check); 1] = [("engine_vs_reference", fuzz_checks::engine_vs_reference)];
 
-const TARGETS: [(&str, Check); 1] = [("engine_vs_reference", fuzz_checks::engine_vs_reference)];
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
-}
-
-fn check_of(target: &str) -> Check {
-    TARGETS
-        .iter()
-        .find(|(name, _)| *name == target)
-        .map(|(_, check)| *check)
-        .unwrap_or_else(|| panic!("no fuzz target named {target}"))
-}
-
-/// The files directly in `dir`, sorted so failures are reproducible.
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("a readable directory entry").path())
-        .filter(|path| path.is_file())
-        .collect();
-    files.sort();
-    files
-}
-
-/// Runs every file of `<fuzz>/<kind>/<target>/` through its target's check
-/// and returns how many there were.
-fn replay(kind: &str, target: &str) -> usize {
-    let check = check_of(target);
-    let files = files_in(&fuzz_dir().join(kind).join(target));
-    for path in &files {
-        let data = std::fs::read(path).expect("a readable corpus file");
-        let outcome = std::panic::catch_unwind(|| check(&data));
-        assert!(
-            outcome.is_ok(),
-            "{} fails the {target} check (replay it with `cargo +nightly fuzz run {target} {}`)",
-            path.display(),
-            path.display()
-        );
-    }
-    files.len()
+fn corpus() -> FuzzCorpus {
+    FuzzCorpus::new(env!("CARGO_MANIFEST_DIR"), &TARGETS)
 }
 
 #[test]
 fn every_corpus_file_passes_its_targets_checks() {
-    let mut total = 0;
-    for (target, _) in TARGETS {
-        let replayed = replay("corpus", target);
-        println!("{target}: {replayed} corpus files replayed");
-        total += replayed;
-    }
-    assert!(
-        total > 0,
-        "no corpus under {}: the fuzz corpus is part of the repository",
-        fuzz_dir().display()
-    );
+    corpus().assert_every_corpus_file_passes();
 }
 
 #[test]
 fn every_saved_fuzz_artifact_passes_its_targets_checks() {
-    for (target, _) in TARGETS {
-        let replayed = replay("artifacts", target);
-        if replayed > 0 {
-            println!("{target}: {replayed} artifacts replayed");
-        }
-    }
+    corpus().assert_every_artifact_passes();
 }
 
 #[test]
 fn every_corpus_directory_is_named_after_a_target() {
-    for kind in ["corpus", "artifacts"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind)) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.expect("a readable directory entry");
-            let name = entry.file_name().to_string_lossy().into_owned();
-            assert!(
-                TARGETS.iter().any(|(target, _)| *target == name),
-                "{kind}/{name} is not a fuzz target's directory: its files would never be replayed"
-            );
-        }
-    }
+    corpus().assert_every_directory_is_a_target();
 }
 
 #[test]
 fn the_seed_inputs_pass_their_targets_checks() {
-    let seeds = fuzz_checks::seed_inputs();
-    for (target, _) in TARGETS {
-        assert!(
-            seeds
-                .iter()
-                .any(|(seed_target, _, _)| *seed_target == target),
-            "no seed for {target}"
-        );
-    }
-    for (target, name, data) in &seeds {
-        let outcome = std::panic::catch_unwind(|| check_of(target)(data));
-        assert!(outcome.is_ok(), "seed {name} fails the {target} check");
-    }
+    corpus().assert_seeds_pass(&fuzz_checks::seed_inputs());
 }
 
 /// The written seed reaches what it says it reaches, so the corpus starts
@@ -351,9 +271,5 @@ proptest! {
 #[test]
 #[ignore = "writes into the source tree; run by hand to seed the corpus"]
 fn write_seed_inputs_into_the_corpus() {
-    for (target, name, data) in fuzz_checks::seed_inputs() {
-        let dir = fuzz_dir().join("corpus").join(target);
-        std::fs::create_dir_all(&dir).expect("the corpus directory can be created");
-        std::fs::write(dir.join(name), data).expect("the seed can be written");
-    }
+    corpus().write_seeds(fuzz_checks::seed_inputs());
 }
