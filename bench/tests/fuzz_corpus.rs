@@ -8,36 +8,14 @@
 
 use lockstep_bench::fuzz_checks;
 use lockstep_bench::{import_lobster, load_flow};
-use lockstep_fuzz_corpus::{Check, FuzzCorpus};
+use lockstep_fuzz_corpus::Check;
 
 static TARGETS: [(&str, Check); 2] = [
     ("flow_csv", fuzz_checks::flow_csv),
     ("lobster_import", fuzz_checks::lobster_import),
 ];
 
-fn corpus() -> FuzzCorpus {
-    FuzzCorpus::new(env!("CARGO_MANIFEST_DIR"), &TARGETS)
-}
-
-#[test]
-fn every_corpus_file_passes_its_targets_checks() {
-    corpus().assert_every_corpus_file_passes();
-}
-
-#[test]
-fn every_saved_fuzz_artifact_passes_its_targets_checks() {
-    corpus().assert_every_artifact_passes();
-}
-
-#[test]
-fn every_corpus_directory_is_named_after_a_target() {
-    corpus().assert_every_directory_is_a_target();
-}
-
-#[test]
-fn the_seed_inputs_pass_their_targets_checks() {
-    corpus().assert_seeds_pass(&fuzz_checks::seed_inputs());
-}
+lockstep_fuzz_corpus::corpus_tests!(TARGETS, fuzz_checks::seed_inputs);
 
 /// The seeds go deep: the flows load, and the LOBSTER file converts every
 /// event type it can.
@@ -66,14 +44,4 @@ fn the_seeds_load_and_import() {
             _ => panic!("a seed for an unknown target {target}"),
         }
     }
-}
-
-/// Writes the seed inputs into `bench/fuzz/corpus/<target>/`, where
-/// `cargo fuzz run` starts from them. Run it by hand before fuzzing a
-/// fresh checkout: `cargo test -p lockstep-bench --test fuzz_corpus --
-/// --ignored write_seed_inputs_into_the_corpus`.
-#[test]
-#[ignore = "writes into the source tree; run by hand to seed the corpus"]
-fn write_seed_inputs_into_the_corpus() {
-    corpus().write_seeds(fuzz_checks::seed_inputs());
 }

@@ -10,35 +10,13 @@
 use lockstep_engine::fuzz_checks::{self, FuzzConfig};
 use lockstep_engine::reference_model::{self, Op, PriceSpec, QtySpec, Target};
 use lockstep_engine::{CommandKind, Event, RejectReason, Side, StpMode, TimeInForce};
-use lockstep_fuzz_corpus::{Check, FuzzCorpus};
+use lockstep_fuzz_corpus::Check;
 use proptest::prelude::*;
 use std::collections::BTreeSet;
 
 static TARGETS: [(&str, Check); 1] = [("engine_vs_reference", fuzz_checks::engine_vs_reference)];
 
-fn corpus() -> FuzzCorpus {
-    FuzzCorpus::new(env!("CARGO_MANIFEST_DIR"), &TARGETS)
-}
-
-#[test]
-fn every_corpus_file_passes_its_targets_checks() {
-    corpus().assert_every_corpus_file_passes();
-}
-
-#[test]
-fn every_saved_fuzz_artifact_passes_its_targets_checks() {
-    corpus().assert_every_artifact_passes();
-}
-
-#[test]
-fn every_corpus_directory_is_named_after_a_target() {
-    corpus().assert_every_directory_is_a_target();
-}
-
-#[test]
-fn the_seed_inputs_pass_their_targets_checks() {
-    corpus().assert_seeds_pass(&fuzz_checks::seed_inputs());
-}
+lockstep_fuzz_corpus::corpus_tests!(TARGETS, fuzz_checks::seed_inputs);
 
 /// The written seed reaches what it says it reaches, so the corpus starts
 /// deep: fills, both cancel kinds, both replace kinds, every self-trade
@@ -262,14 +240,4 @@ proptest! {
         let again = fuzz_checks::decode(&fuzz_checks::encode(&config, &ops));
         prop_assert_eq!(again, (config, normalized));
     }
-}
-
-/// Writes the seed inputs into `engine/fuzz/corpus/<target>/`, where
-/// `cargo fuzz run` starts from them. Run it by hand before fuzzing a
-/// fresh checkout: `cargo test -p lockstep-engine --test fuzz_corpus --
-/// --ignored write_seed_inputs_into_the_corpus`.
-#[test]
-#[ignore = "writes into the source tree; run by hand to seed the corpus"]
-fn write_seed_inputs_into_the_corpus() {
-    corpus().write_seeds(fuzz_checks::seed_inputs());
 }

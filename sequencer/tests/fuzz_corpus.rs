@@ -7,7 +7,7 @@
 //! named after the input they replay. The replay itself is
 //! `lockstep-fuzz-corpus`, shared by every crate with fuzz targets.
 
-use lockstep_fuzz_corpus::{Check, FuzzCorpus};
+use lockstep_fuzz_corpus::Check;
 use lockstep_sequencer::fuzz_checks;
 use lockstep_sequencer::journal_reader::scan;
 
@@ -16,29 +16,7 @@ static TARGETS: [(&str, Check); 2] = [
     ("journal_record", fuzz_checks::journal_record),
 ];
 
-fn corpus() -> FuzzCorpus {
-    FuzzCorpus::new(env!("CARGO_MANIFEST_DIR"), &TARGETS)
-}
-
-#[test]
-fn every_corpus_file_passes_its_targets_checks() {
-    corpus().assert_every_corpus_file_passes();
-}
-
-#[test]
-fn every_saved_fuzz_artifact_passes_its_targets_checks() {
-    corpus().assert_every_artifact_passes();
-}
-
-#[test]
-fn every_corpus_directory_is_named_after_a_target() {
-    corpus().assert_every_directory_is_a_target();
-}
-
-#[test]
-fn the_seed_inputs_pass_their_targets_checks() {
-    corpus().assert_seeds_pass(&fuzz_checks::seed_inputs());
-}
+lockstep_fuzz_corpus::corpus_tests!(TARGETS, fuzz_checks::seed_inputs);
 
 /// Finding `crash-4238ecc4-repeated-seq-max` (written by hand after
 /// reading `JournalReader::next`, then confirmed by the `journal_reader`
@@ -116,14 +94,4 @@ fn the_journal_seeds_reach_every_recovery_outcome() {
             "no {expected:?} in {outcomes:#?}"
         );
     }
-}
-
-/// Writes the seed inputs into `sequencer/fuzz/corpus/<target>/`, where
-/// `cargo fuzz run` starts from them. Run it by hand before fuzzing a
-/// fresh checkout: `cargo test -p lockstep-sequencer --test fuzz_corpus --
-/// --ignored write_seed_inputs_into_the_corpus`.
-#[test]
-#[ignore = "writes into the source tree; run by hand to seed the corpus"]
-fn write_seed_inputs_into_the_corpus() {
-    corpus().write_seeds(fuzz_checks::seed_inputs());
 }

@@ -7,7 +7,7 @@
 //! named after the input they replay. The replay itself is
 //! `lockstep-fuzz-corpus`, shared by every crate with fuzz targets.
 
-use lockstep_fuzz_corpus::{Check, FuzzCorpus};
+use lockstep_fuzz_corpus::Check;
 use lockstep_transport::fuzz_checks;
 use lockstep_transport::soupbintcp::Packet;
 
@@ -18,29 +18,7 @@ static TARGETS: [(&str, Check); 4] = [
     ("gateway_session", fuzz_checks::gateway_session),
 ];
 
-fn corpus() -> FuzzCorpus {
-    FuzzCorpus::new(env!("CARGO_MANIFEST_DIR"), &TARGETS)
-}
-
-#[test]
-fn every_corpus_file_passes_its_targets_checks() {
-    corpus().assert_every_corpus_file_passes();
-}
-
-#[test]
-fn every_saved_fuzz_artifact_passes_its_targets_checks() {
-    corpus().assert_every_artifact_passes();
-}
-
-#[test]
-fn every_corpus_directory_is_named_after_a_target() {
-    corpus().assert_every_directory_is_a_target();
-}
-
-#[test]
-fn the_seed_inputs_pass_their_targets_checks() {
-    corpus().assert_seeds_pass(&fuzz_checks::seed_inputs());
-}
+lockstep_fuzz_corpus::corpus_tests!(TARGETS, fuzz_checks::seed_inputs);
 
 #[test]
 fn the_gateway_seeds_log_in_trade_and_time_out() {
@@ -86,14 +64,4 @@ fn crash_0e2f4061_debug_before_login_is_logged_in() {
     let stats = fuzz_checks::gateway_session_stats(script.bytes());
     assert_eq!(stats.logins_accepted, 1, "{stats:?}");
     assert_eq!(stats.disconnects_malformed, 0, "{stats:?}");
-}
-
-/// Writes the seed inputs into `transport/fuzz/corpus/<target>/`, where
-/// `cargo fuzz run` starts from them. Run it by hand before fuzzing a
-/// fresh checkout: `cargo test -p lockstep-transport --test fuzz_corpus --
-/// --ignored write_seed_inputs_into_the_corpus`.
-#[test]
-#[ignore = "writes into the source tree; run by hand to seed the corpus"]
-fn write_seed_inputs_into_the_corpus() {
-    corpus().write_seeds(fuzz_checks::seed_inputs());
 }

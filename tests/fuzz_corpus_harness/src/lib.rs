@@ -164,6 +164,49 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The tests every crate with fuzz targets runs, from its
+/// `tests/fuzz_corpus.rs`: `corpus_tests!(TARGETS, fuzz_checks::seed_inputs);`
+/// with `TARGETS` a `static [(&str, Check); N]` and the crate's seed
+/// function. It defines `corpus()` for the crate's own regression tests.
+#[macro_export]
+macro_rules! corpus_tests {
+    ($targets:expr, $seed_inputs:path) => {
+        fn corpus() -> $crate::FuzzCorpus {
+            $crate::FuzzCorpus::new(env!("CARGO_MANIFEST_DIR"), &$targets)
+        }
+
+        #[test]
+        fn every_corpus_file_passes_its_targets_checks() {
+            corpus().assert_every_corpus_file_passes();
+        }
+
+        #[test]
+        fn every_saved_fuzz_artifact_passes_its_targets_checks() {
+            corpus().assert_every_artifact_passes();
+        }
+
+        #[test]
+        fn every_corpus_directory_is_named_after_a_target() {
+            corpus().assert_every_directory_is_a_target();
+        }
+
+        #[test]
+        fn the_seed_inputs_pass_their_targets_checks() {
+            corpus().assert_seeds_pass(&$seed_inputs());
+        }
+
+        /// Writes the seed inputs into `<crate>/fuzz/corpus/<target>/`,
+        /// where `cargo fuzz run` starts from them. Run it by hand before
+        /// fuzzing a fresh checkout: `cargo test -p <crate> --test
+        /// fuzz_corpus -- --ignored write_seed_inputs_into_the_corpus`.
+        #[test]
+        #[ignore = "writes into the source tree; run by hand to seed the corpus"]
+        fn write_seed_inputs_into_the_corpus() {
+            corpus().write_seeds($seed_inputs());
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
