@@ -14,7 +14,7 @@ use crate::session_flow::{
     token_prefix, FlowConfig, FlowCounts, MatchAudit, Recorder, SessionFlow,
 };
 use hdrhistogram::Histogram;
-use lockstep_sequencer::system::SystemHandle;
+use lockstep_sequencer::system::{SystemHandle, SystemReport};
 use lockstep_sequencer::system_config::SystemConfig;
 use lockstep_transport::client::ClientConfig;
 use lockstep_transport::client_nonblocking::NonBlockingClient;
@@ -374,6 +374,19 @@ fn start(
     }
 }
 
+/// The state hash of the replicas that applied every command, and whether
+/// there is at least one and they all agree on it.
+pub(crate) fn final_state_hash(system: &SystemReport) -> (Option<u64>, bool) {
+    let mut complete = system
+        .replicas
+        .iter()
+        .filter(|replica| replica.applied_seq == system.last_seq)
+        .map(|replica| replica.state_hash);
+    let first = complete.next();
+    let agree = first.is_some() && complete.all(|hash| Some(hash) == first);
+    (first, agree)
+}
+
 /// Stops what `start` started; the outcome of a server or echo.
 fn stop(running: Running) -> Result<(Option<ServerOutcome>, Option<EchoStats>), String> {
     match running {
@@ -381,18 +394,12 @@ fn stop(running: Running) -> Result<(Option<ServerOutcome>, Option<EchoStats>), 
             let report = (*server).stop();
             drop(scratch);
             let system = report.system;
-            let complete: Vec<u64> = system
-                .replicas
-                .iter()
-                .filter(|replica| replica.applied_seq == system.last_seq)
-                .map(|replica| replica.state_hash)
-                .collect();
+            let (state_hash, replicas_agree) = final_state_hash(&system);
             Ok((
                 Some(ServerOutcome {
                     last_seq: system.last_seq,
-                    state_hash: complete.first().copied(),
-                    replicas_agree: !complete.is_empty()
-                        && complete.iter().all(|&hash| hash == complete[0]),
+                    state_hash,
+                    replicas_agree,
                     replicas: system.replicas.len(),
                     fenced_panicked: system.fenced_panicked,
                     fenced_leaders: system.fenced_leaders,

@@ -32,7 +32,7 @@
 //! `replay_plan`, the event loop in `replay_drive`.
 
 use crate::latency::Percentiles;
-use crate::load::{InProcessServer, ScratchDir};
+use crate::load::{final_state_hash, InProcessServer, ScratchDir};
 use crate::progress::ProgressSink;
 use crate::replay_drive::{drive, Connected, CLIENT_OUTPUT_BYTES};
 use crate::replay_plan::{build_plan, Digest};
@@ -265,12 +265,7 @@ pub fn run_replay(
         Some(failure) => format!("{label}: {error} (server: {failure})"),
         None => format!("{label}: {error}"),
     })?;
-    let complete: Vec<u64> = system
-        .replicas
-        .iter()
-        .filter(|replica| replica.applied_seq == system.last_seq)
-        .map(|replica| replica.state_hash)
-        .collect();
+    let (server_hash, replicas_agree) = final_state_hash(&system);
     let achieved_per_s = driven.sent as f64 / driven.wall.as_secs_f64().max(1e-9);
     let replay = ReplayReport {
         input: options.input.clone(),
@@ -296,9 +291,9 @@ pub fn run_replay(
         wall: driven.wall,
         achieved_per_s,
         reference_hash: plan.reference_hash,
-        server_hash: complete.first().copied(),
+        server_hash,
         replicas: system.replicas.len(),
-        replicas_agree: !complete.is_empty() && complete.iter().all(|&hash| hash == complete[0]),
+        replicas_agree,
         server_sequenced: system.last_seq,
         server_failure: system.failure,
     };

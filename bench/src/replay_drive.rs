@@ -219,30 +219,34 @@ pub(crate) fn drive(
                 continue;
             }
             let owners = &plan.owners[index];
-            let label = format!("session {}", session.username);
             let digest = &mut session.digest;
             let received_here = &mut session.received;
-            read_replies(&mut session.client, &label, start, |message, arrival_ns| {
-                received.count(message);
-                digest.add(message, &mut scratch);
-                let owner = owners.get(*received_here).map(|&owner| owner as usize);
-                *received_here += 1;
-                last_progress_ns = arrival_ns;
-                let Some(owner) = owner else {
-                    unexpected += 1;
-                    return Ok(());
-                };
-                // A command's first message to its own session is its
-                // answer; the plan says which it is.
-                if usize::from(plan.messages[owner].session) == index && !answered[owner] {
-                    assert!(owner < next, "an answer came for a message not sent yet");
-                    answered[owner] = true;
-                    answered_count += 1;
-                    record_latency(&mut latency, arrival_ns.saturating_sub(intended_ns[owner]));
-                    last_answer_ns = last_answer_ns.max(arrival_ns);
-                }
-                Ok(())
-            })?;
+            read_replies(
+                &mut session.client,
+                &session.username,
+                start,
+                |message, arrival_ns| {
+                    received.count(message);
+                    digest.add(message, &mut scratch);
+                    let owner = owners.get(*received_here).map(|&owner| owner as usize);
+                    *received_here += 1;
+                    last_progress_ns = arrival_ns;
+                    let Some(owner) = owner else {
+                        unexpected += 1;
+                        return Ok(());
+                    };
+                    // A command's first message to its own session is its
+                    // answer; the plan says which it is.
+                    if usize::from(plan.messages[owner].session) == index && !answered[owner] {
+                        assert!(owner < next, "an answer came for a message not sent yet");
+                        answered[owner] = true;
+                        answered_count += 1;
+                        record_latency(&mut latency, arrival_ns.saturating_sub(intended_ns[owner]));
+                        last_answer_ns = last_answer_ns.max(arrival_ns);
+                    }
+                    Ok(())
+                },
+            )?;
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             let now = Instant::now();
