@@ -163,6 +163,27 @@ fn parse_backend(text: &str) -> Result<IoBackend, String> {
 }
 
 impl BenchArgs {
+    /// `lockstep bench`'s arguments from `args` (without the subcommand's
+    /// name), checked as the command line's are: for the demo, which runs
+    /// the bench on settings of its own, and for tests.
+    pub fn from_args<I, S>(args: I) -> Result<BenchArgs, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("bench"))
+            .chain(args.into_iter().map(Into::into));
+        let wrapper =
+            <Wrapper as clap::Parser>::try_parse_from(argv).map_err(|error| error.to_string())?;
+        wrapper.bench.validate()?;
+        Ok(wrapper.bench)
+    }
+
     /// The checks that involve more than one argument; a failure here is a
     /// usage error.
     pub fn validate(&self) -> Result<(), String> {
@@ -493,19 +514,9 @@ pub fn run(args: &BenchArgs) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BenchArgs,
-    }
 
     fn parse(line: &[&str]) -> Result<BenchArgs, String> {
-        let cli = Cli::try_parse_from(std::iter::once("bench").chain(line.iter().copied()))
-            .map_err(|error| error.to_string())?;
-        cli.args.validate()?;
-        Ok(cli.args)
+        BenchArgs::from_args(line.iter().copied())
     }
 
     #[test]

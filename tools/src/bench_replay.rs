@@ -117,18 +117,9 @@ pub fn run(args: &BenchArgs, input: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: BenchArgs,
-    }
 
     fn parse(line: &[&str]) -> Result<BenchArgs, String> {
-        Cli::try_parse_from(std::iter::once("bench").chain(line.iter().copied()))
-            .map(|cli| cli.args)
-            .map_err(|error| error.to_string())
+        BenchArgs::from_args(line.iter().copied())
     }
 
     #[test]

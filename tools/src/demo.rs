@@ -17,7 +17,7 @@
 //! duplicate seen by a client.
 
 use crate::bench_cmd::{self, BenchArgs};
-use clap::{Args, Parser};
+use clap::Args;
 use lockstep_bench::latency::Percentiles;
 use lockstep_bench::progress::stderr_progress;
 use lockstep_bench::{
@@ -26,6 +26,7 @@ use lockstep_bench::{
 };
 use lockstep_transport::gateway_config::IoBackend;
 use serde_json::json;
+use std::ffi::OsStr;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,25 +86,11 @@ fn bundled_lobster() -> PathBuf {
         .join(BUNDLED_LOBSTER)
 }
 
-/// `lockstep bench` arguments parsed from `argv`, checked as the command
-/// line's are.
-fn bench_args(argv: Vec<String>) -> Result<BenchArgs, String> {
-    #[derive(Parser)]
-    struct Wrapper {
-        #[command(flatten)]
-        bench: BenchArgs,
-    }
-    let wrapper = Wrapper::try_parse_from(argv).map_err(|error| error.to_string())?;
-    wrapper.bench.validate()?;
-    Ok(wrapper.bench)
-}
-
 /// The `lockstep bench` arguments the synthetic part runs with: the
 /// in-process server on the bundled default config, 4 sessions.
 fn synthetic_bench_args(args: &DemoArgs) -> Result<BenchArgs, String> {
     let run_s = 1.0 + args.duration_s;
     let argv = vec![
-        "bench".to_string(),
         "--rate".to_string(),
         args.rate.to_string(),
         "--duration-s".to_string(),
@@ -113,18 +100,17 @@ fn synthetic_bench_args(args: &DemoArgs) -> Result<BenchArgs, String> {
         "--io".to_string(),
         args.io.clone(),
     ];
-    bench_args(argv)
+    BenchArgs::from_args(argv)
 }
 
 /// Replays the LOBSTER file through a fresh server on the bundled default
 /// config, as `lockstep bench --replay FILE --speed S` does.
 fn real_flow(args: &DemoArgs, lobster: &Path) -> Result<ReplayReport, String> {
-    let bench = bench_args(vec![
-        "bench".to_string(),
-        "--replay".to_string(),
-        lobster.display().to_string(),
-        "--io".to_string(),
-        args.io.clone(),
+    let bench = BenchArgs::from_args([
+        OsStr::new("--replay"),
+        lobster.as_os_str(),
+        OsStr::new("--io"),
+        OsStr::new(&args.io),
     ])?;
     let server = crate::bench_replay::replay_server(&bench)?;
     let options = ReplayOptions::new(lobster, args.speed, server);
