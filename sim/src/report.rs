@@ -4,6 +4,7 @@
 //! everything that happened, so that two runs of a seed can be compared
 //! for exact replay), and the failure, if any.
 
+use lockstep_transport::gateway_core::GatewayStats;
 use std::fmt;
 use std::ops::AddAssign;
 
@@ -239,21 +240,8 @@ pub struct GatewayCounts {
     pub runs: u64,
     /// Gateways rebuilt from a recovered journal (one per restart).
     pub rebuilds: u64,
-    pub connections_opened: u64,
-    pub connections_refused: u64,
-    pub logins_accepted: u64,
-    pub logins_rejected: u64,
-    pub disconnects: u64,
-    pub disconnects_malformed: u64,
-    pub disconnects_slow_consumer: u64,
-    pub disconnects_timeout: u64,
-    pub messages_received: u64,
-    pub commands_submitted: u64,
-    pub rejects_submitted: u64,
-    pub duplicate_tokens_ignored: u64,
-    pub submit_busy: u64,
-    pub messages_sequenced: u64,
-    pub session_cancels_submitted: u64,
+    /// The gateways' own counters, summed over every gateway of the run.
+    pub stats: GatewayStats,
     /// Sequenced messages the clients received (again: received before).
     pub client_messages: u64,
     pub client_messages_again: u64,
@@ -271,30 +259,6 @@ impl AddAssign for GatewayCounts {
         let mut fields = [
             (&mut self.runs, other.runs),
             (&mut self.rebuilds, other.rebuilds),
-            (&mut self.connections_opened, other.connections_opened),
-            (&mut self.connections_refused, other.connections_refused),
-            (&mut self.logins_accepted, other.logins_accepted),
-            (&mut self.logins_rejected, other.logins_rejected),
-            (&mut self.disconnects, other.disconnects),
-            (&mut self.disconnects_malformed, other.disconnects_malformed),
-            (
-                &mut self.disconnects_slow_consumer,
-                other.disconnects_slow_consumer,
-            ),
-            (&mut self.disconnects_timeout, other.disconnects_timeout),
-            (&mut self.messages_received, other.messages_received),
-            (&mut self.commands_submitted, other.commands_submitted),
-            (&mut self.rejects_submitted, other.rejects_submitted),
-            (
-                &mut self.duplicate_tokens_ignored,
-                other.duplicate_tokens_ignored,
-            ),
-            (&mut self.submit_busy, other.submit_busy),
-            (&mut self.messages_sequenced, other.messages_sequenced),
-            (
-                &mut self.session_cancels_submitted,
-                other.session_cancels_submitted,
-            ),
             (&mut self.client_messages, other.client_messages),
             (&mut self.client_messages_again, other.client_messages_again),
             (
@@ -307,6 +271,7 @@ impl AddAssign for GatewayCounts {
         for (mine, theirs) in &mut fields {
             **mine += *theirs;
         }
+        self.stats += other.stats;
     }
 }
 
@@ -317,21 +282,21 @@ impl fmt::Display for GatewayCounts {
             "gateway (run in {} seeds): {} rebuilt from a recovered journal; connections {} opened, {} refused; logins {} accepted, {} rejected; disconnects {} ({} malformed, {} slow consumer, {} timeout); {} OUCH messages in, {} commands submitted ({} gateway rejects), {} duplicate tokens ignored, {} submits refused busy, {} cancel-on-disconnects; {} messages logged (rebuilds included), {} received by clients ({} again, each compared with the first); {} compared with a gateway rebuilt from the journal; {} Accepted found in the journal; {} tokens checked day-unique",
             self.runs,
             self.rebuilds,
-            self.connections_opened,
-            self.connections_refused,
-            self.logins_accepted,
-            self.logins_rejected,
-            self.disconnects,
-            self.disconnects_malformed,
-            self.disconnects_slow_consumer,
-            self.disconnects_timeout,
-            self.messages_received,
-            self.commands_submitted,
-            self.rejects_submitted,
-            self.duplicate_tokens_ignored,
-            self.submit_busy,
-            self.session_cancels_submitted,
-            self.messages_sequenced,
+            self.stats.connections_opened,
+            self.stats.connections_refused,
+            self.stats.logins_accepted,
+            self.stats.logins_rejected,
+            self.stats.disconnects,
+            self.stats.disconnects_malformed,
+            self.stats.disconnects_slow_consumer,
+            self.stats.disconnects_timeout,
+            self.stats.messages_received,
+            self.stats.commands_submitted,
+            self.stats.rejects_submitted,
+            self.stats.duplicate_tokens_ignored,
+            self.stats.submit_busy,
+            self.stats.session_cancels_submitted,
+            self.stats.messages_sequenced,
             self.client_messages,
             self.client_messages_again,
             self.messages_checked_against_rebuild,

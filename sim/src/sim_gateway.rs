@@ -163,23 +163,8 @@ pub fn start_gateway(
 
 /// The gateway's counters, as the report sums them.
 pub fn gateway_counts(core: &GatewayCore) -> GatewayCounts {
-    let stats = core.stats();
     GatewayCounts {
-        connections_opened: stats.connections_opened,
-        connections_refused: stats.connections_refused,
-        logins_accepted: stats.logins_accepted,
-        logins_rejected: stats.logins_rejected,
-        disconnects: stats.disconnects,
-        disconnects_malformed: stats.disconnects_malformed,
-        disconnects_slow_consumer: stats.disconnects_slow_consumer,
-        disconnects_timeout: stats.disconnects_timeout,
-        messages_received: stats.messages_received,
-        commands_submitted: stats.commands_submitted,
-        rejects_submitted: stats.rejects_submitted,
-        duplicate_tokens_ignored: stats.duplicate_tokens_ignored,
-        submit_busy: stats.submit_busy,
-        messages_sequenced: stats.messages_sequenced,
-        session_cancels_submitted: stats.session_cancels_submitted,
+        stats: core.stats(),
         ..GatewayCounts::default()
     }
 }

@@ -74,17 +74,23 @@ fn a_fixed_range_of_seeds_passes() {
         ),
         ("Accepted found in the journal", gateway.accepted_checked),
         ("tokens checked day-unique", gateway.tokens_checked),
-        ("refused connections", gateway.connections_refused),
-        ("malformed disconnects", gateway.disconnects_malformed),
+        ("refused connections", gateway.stats.connections_refused),
+        ("malformed disconnects", gateway.stats.disconnects_malformed),
         (
             "slow consumer disconnects",
-            gateway.disconnects_slow_consumer,
+            gateway.stats.disconnects_slow_consumer,
         ),
-        ("timeout disconnects", gateway.disconnects_timeout),
-        ("duplicate tokens ignored", gateway.duplicate_tokens_ignored),
-        ("gateway rejects", gateway.rejects_submitted),
-        ("busy submits", gateway.submit_busy),
-        ("cancel-on-disconnects", gateway.session_cancels_submitted),
+        ("timeout disconnects", gateway.stats.disconnects_timeout),
+        (
+            "duplicate tokens ignored",
+            gateway.stats.duplicate_tokens_ignored,
+        ),
+        ("gateway rejects", gateway.stats.rejects_submitted),
+        ("busy submits", gateway.stats.submit_busy),
+        (
+            "cancel-on-disconnects",
+            gateway.stats.session_cancels_submitted,
+        ),
     ] {
         assert!(count > 0, "no {what} in seeds 0..{FIXED_SEEDS}: {gateway}");
     }
@@ -144,7 +150,7 @@ fn seed_14_a_burst_bigger_than_the_output_buffer_does_not_close_a_reading_client
 #[test]
 fn seed_2_a_client_held_back_by_a_busy_sequencer_is_not_timed_out_for_idleness() {
     let report = assert_passes(2);
-    assert!(report.gateway.submit_busy > 0, "{report}");
+    assert!(report.gateway.stats.submit_busy > 0, "{report}");
 }
 
 /// A panic fault that fires while a rebuilt replica catches up from the

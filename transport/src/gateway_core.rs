@@ -122,6 +122,44 @@ pub struct GatewayStats {
     pub session_cancels_submitted: u64,
 }
 
+impl std::ops::AddAssign for GatewayStats {
+    /// Sums counters over gateways (the simulator's seeds and restarts).
+    fn add_assign(&mut self, other: GatewayStats) {
+        let GatewayStats {
+            connections_opened,
+            connections_refused,
+            logins_accepted,
+            logins_rejected,
+            disconnects,
+            disconnects_malformed,
+            disconnects_slow_consumer,
+            disconnects_timeout,
+            messages_received,
+            commands_submitted,
+            rejects_submitted,
+            duplicate_tokens_ignored,
+            submit_busy,
+            messages_sequenced,
+            session_cancels_submitted,
+        } = other;
+        self.connections_opened += connections_opened;
+        self.connections_refused += connections_refused;
+        self.logins_accepted += logins_accepted;
+        self.logins_rejected += logins_rejected;
+        self.disconnects += disconnects;
+        self.disconnects_malformed += disconnects_malformed;
+        self.disconnects_slow_consumer += disconnects_slow_consumer;
+        self.disconnects_timeout += disconnects_timeout;
+        self.messages_received += messages_received;
+        self.commands_submitted += commands_submitted;
+        self.rejects_submitted += rejects_submitted;
+        self.duplicate_tokens_ignored += duplicate_tokens_ignored;
+        self.submit_busy += submit_busy;
+        self.messages_sequenced += messages_sequenced;
+        self.session_cancels_submitted += session_cancels_submitted;
+    }
+}
+
 struct Connection {
     input: Box<[u8]>,
     input_len: usize,
