@@ -15,7 +15,22 @@ use lockstep_sequencer::replica_fault::{FaultKind, ReplicaFault};
 use lockstep_sequencer::system::SystemReport;
 use lockstep_sequencer::system_config::SystemConfig;
 use lockstep_tests::{first_difference, replay_journal, run_to_end, TempDir};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+/// One system at a time: each test runs a sequencer, three replicas and
+/// egress (five busy threads), and two of them at once on a 2-core machine
+/// starve replicas long enough to be fenced for lag (a replica's applied
+/// seq can trail the ring by one read batch more than the ring's size),
+/// which is not what these tests are about.
+static ONE_SYSTEM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn one_system_at_a_time() -> MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next test is still meaningful.
+    ONE_SYSTEM_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn long() -> bool {
     std::env::var_os("LOCKSTEP_LONG_TESTS").is_some()
@@ -63,6 +78,7 @@ fn assert_published_equals_replay(
 
 #[test]
 fn three_replicas_publish_exactly_the_single_engine_replay_of_the_journal() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(
         Mix::ExchangeCore,
         11,
@@ -82,6 +98,7 @@ fn three_replicas_publish_exactly_the_single_engine_replay_of_the_journal() {
 
 #[test]
 fn a_replica_panicking_at_any_seq_including_the_leader_is_fenced_and_rejoins_with_no_gap() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(Mix::ExchangeCore, 12, 150_000);
     let dir = TempDir::new("panics");
     let mut config = without_lag_fencing(config(&dir));
@@ -117,6 +134,7 @@ fn a_replica_panicking_at_any_seq_including_the_leader_is_fenced_and_rejoins_wit
 
 #[test]
 fn the_leader_killed_on_request_mid_stream_fails_over_with_no_gap_and_rejoins() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(Mix::ExchangeCore, 15, 150_000);
     let dir = TempDir::new("kill-leader");
     let config = without_lag_fencing(config(&dir));
@@ -144,6 +162,7 @@ fn the_leader_killed_on_request_mid_stream_fails_over_with_no_gap_and_rejoins() 
 
 #[test]
 fn a_stalled_replica_is_fenced_for_lag_then_catches_up_and_rejoins() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(Mix::ExchangeCore, 13, 150_000);
     let dir = TempDir::new("stall");
     let mut config = config(&dir);
@@ -161,6 +180,7 @@ fn a_stalled_replica_is_fenced_for_lag_then_catches_up_and_rejoins() {
 
 #[test]
 fn a_diverging_replica_is_fenced_by_hash_and_rebuilt_to_the_right_state() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(Mix::ExchangeCore, 14, 150_000);
     let dir = TempDir::new("diverge");
     let mut config = without_lag_fencing(config(&dir));
@@ -177,6 +197,7 @@ fn a_diverging_replica_is_fenced_by_hash_and_rebuilt_to_the_right_state() {
 
 #[test]
 fn two_of_three_replicas_killed_one_after_the_other_the_last_serves_and_both_rejoin() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(Mix::ExchangeCore, 15, 200_000);
     let dir = TempDir::new("n-minus-one");
     let mut config = without_lag_fencing(config(&dir));
@@ -200,6 +221,7 @@ fn two_of_three_replicas_killed_one_after_the_other_the_last_serves_and_both_rej
 
 #[test]
 fn a_full_input_queue_rejects_cleanly_and_every_accepted_command_is_sequenced() {
+    let _one_system = one_system_at_a_time();
     let commands = generate_commands(Mix::ExchangeCore, 16, 50_000);
     let dir = TempDir::new("queue-full");
     let mut config = config(&dir);
@@ -270,6 +292,7 @@ fn with_gateway_commands(commands: Vec<Command>) -> Vec<Command> {
 
 #[test]
 fn gateway_commands_and_seqs_without_events_are_published_like_the_replay_with_timestamps() {
+    let _one_system = one_system_at_a_time();
     let commands = with_gateway_commands(generate_commands(Mix::ExchangeCore, 17, 120_000));
     let dir = TempDir::new("gateway-commands");
     let mut config = without_lag_fencing(config(&dir));
@@ -313,6 +336,7 @@ fn gateway_commands_and_seqs_without_events_are_published_like_the_replay_with_t
 
 #[test]
 fn a_stream_of_commands_that_emit_no_events_is_still_published_through_to_the_last_seq() {
+    let _one_system = one_system_at_a_time();
     // Cancel-all on an empty book: every seq is complete with no events.
     let commands = vec![
         Command::CancelAllForSession {
